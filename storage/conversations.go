@@ -1,0 +1,257 @@
+package storage
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Turn statuses recorded with an assistant record.
+const (
+	StatusOK        = "ok"
+	StatusFailed    = "failed"
+	StatusCancelled = "cancelled"
+)
+
+// Record is one stored message of a conversation.
+type Record struct {
+	// Role is "user" or "assistant".
+	Role string `json:"role"`
+	// Text is the message text (for a failed assistant turn: what had streamed, if anything).
+	Text string `json:"text"`
+	// Author is the platform user id of a user record.
+	Author string `json:"author,omitempty"`
+	// AuthorName is the display name of a user record.
+	AuthorName string `json:"author_name,omitempty"`
+	// MessageID is the platform message id, when known.
+	MessageID string `json:"message_id,omitempty"`
+	// Time is when the message was said.
+	Time time.Time `json:"time"`
+	// Status is StatusOK, StatusFailed or StatusCancelled (the whole turn's outcome).
+	Status string `json:"status,omitempty"`
+	// Model answered (assistant records).
+	Model string `json:"model,omitempty"`
+	// InputTokens, OutputTokens and Cost are the reply's usage (assistant records).
+	InputTokens  int     `json:"input_tokens,omitempty"`
+	OutputTokens int     `json:"output_tokens,omitempty"`
+	Cost         float64 `json:"cost,omitempty"`
+	// Error is a short admin-facing reason for a failed turn.
+	Error string `json:"error,omitempty"`
+}
+
+func genKey(gen uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = 'g'
+	binary.BigEndian.PutUint64(k[1:], gen)
+	return k
+}
+
+// conv returns the conversation bucket for key, and its current generation.
+func conv(tx *bolt.Tx, key string) (*bolt.Bucket, uint64) {
+	b := tx.Bucket(bucketConvs).Bucket([]byte(key))
+	if b == nil {
+		return nil, 0
+	}
+	var gen uint64
+	if v := b.Get(keyGen); len(v) == 8 {
+		gen = binary.BigEndian.Uint64(v)
+	}
+	return b, gen
+}
+
+// History returns up to limit most recent records of the conversation's
+// current generation, oldest first, and that generation (pass it back to
+// AppendTurn so a turn that raced a reset lands where it started). The cost
+// is proportional to limit, not to the conversation's length.
+func (s *Store) History(ctx context.Context, key string, limit int) (uint64, []Record, error) {
+	if err := ctxErr(ctx); err != nil {
+		return 0, nil, err
+	}
+	var (
+		gen  uint64
+		recs []Record
+	)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b, g := conv(tx, key)
+		gen = g
+		if b == nil || limit <= 0 {
+			return nil
+		}
+		msgs := b.Bucket(genKey(gen))
+		if msgs == nil {
+			return nil
+		}
+		c := msgs.Cursor()
+		for k, v := c.Last(); k != nil && len(recs) < limit; k, v = c.Prev() {
+			var r Record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("record %x: %w", k, err)
+			}
+			recs = append(recs, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("storage: read history: %w", err)
+	}
+	for i, j := 0, len(recs)-1; i < j; i, j = i+1, j-1 {
+		recs[i], recs[j] = recs[j], recs[i]
+	}
+	return gen, recs, nil
+}
+
+// AppendTurn appends records (normally the user turn and the assistant turn)
+// to generation gen of the conversation, all or nothing. Concurrent calls are
+// batched into shared transactions (one fsync for many turns).
+func (s *Store) AppendTurn(ctx context.Context, key string, gen uint64, recs ...Record) error {
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
+	vals := make([][]byte, len(recs))
+	for i, r := range recs {
+		v, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("storage: encode record: %w", err)
+		}
+		vals[i] = v
+	}
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(bucketConvs).CreateBucketIfNotExists([]byte(key))
+		if err != nil {
+			return err
+		}
+		if b.Get(keyGen) == nil {
+			if err := b.Put(keyGen, u64(gen)); err != nil {
+				return err
+			}
+		}
+		msgs, err := b.CreateBucketIfNotExists(genKey(gen))
+		if err != nil {
+			return err
+		}
+		for _, v := range vals {
+			seq, err := msgs.NextSequence()
+			if err != nil {
+				return err
+			}
+			if err := msgs.Put(u64(seq), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storage: append turn: %w", err)
+	}
+	return nil
+}
+
+// ConversationExists reports whether the conversation has any record in its
+// current generation.
+func (s *Store) ConversationExists(ctx context.Context, key string) (bool, error) {
+	if err := ctxErr(ctx); err != nil {
+		return false, err
+	}
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b, gen := conv(tx, key)
+		if b == nil {
+			return nil
+		}
+		if msgs := b.Bucket(genKey(gen)); msgs != nil {
+			k, _ := msgs.Cursor().First()
+			ok = k != nil
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("storage: conversation exists: %w", err)
+	}
+	return ok, nil
+}
+
+// ResetConversation starts a new generation: History returns nothing until
+// new turns arrive. Old generations stay on disk (for /forget to remove).
+func (s *Store) ResetConversation(ctx context.Context, key string) error {
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(bucketConvs).CreateBucketIfNotExists([]byte(key))
+		if err != nil {
+			return err
+		}
+		var gen uint64
+		if v := b.Get(keyGen); len(v) == 8 {
+			gen = binary.BigEndian.Uint64(v)
+		}
+		return b.Put(keyGen, u64(gen+1))
+	})
+	if err != nil {
+		return fmt.Errorf("storage: reset conversation: %w", err)
+	}
+	return nil
+}
+
+// ForgetUser deletes every record authored by user in conversations whose
+// key starts with prefix, together with the assistant replies that answered
+// them (the record that directly follows). It returns how many records it
+// deleted.
+func (s *Store) ForgetUser(ctx context.Context, prefix, user string) (int, error) {
+	if err := ctxErr(ctx); err != nil {
+		return 0, err
+	}
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		convs := tx.Bucket(bucketConvs)
+		c := convs.Cursor()
+		p := []byte(prefix)
+		for k, v := c.Seek(p); k != nil && hasPrefix(k, p); k, v = c.Next() {
+			if v != nil {
+				continue
+			}
+			cb := convs.Bucket(k)
+			err := cb.ForEachBucket(func(g []byte) error {
+				msgs := cb.Bucket(g)
+				var del [][]byte
+				mc := msgs.Cursor()
+				for mk, mv := mc.First(); mk != nil; mk, mv = mc.Next() {
+					var r Record
+					if json.Unmarshal(mv, &r) != nil || r.Role != "user" || r.Author != user {
+						continue
+					}
+					del = append(del, append([]byte(nil), mk...))
+					if nk, nv := mc.Next(); nk != nil {
+						var a Record
+						if json.Unmarshal(nv, &a) == nil && a.Role == "assistant" {
+							del = append(del, append([]byte(nil), nk...))
+						} else {
+							mc.Prev()
+						}
+					}
+				}
+				for _, d := range del {
+					if err := msgs.Delete(d); err != nil {
+						return err
+					}
+				}
+				n += len(del)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("storage: forget user: %w", err)
+	}
+	return n, nil
+}
+
+func hasPrefix(b, p []byte) bool { return len(b) >= len(p) && string(b[:len(p)]) == string(p) }

@@ -1,0 +1,90 @@
+package storage
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// MarkSeen records that event id was processed and keeps it for ttl. It
+// returns true the first time an (unexpired) id is seen and false for a
+// duplicate. Concurrent calls are batched.
+func (s *Store) MarkSeen(ctx context.Context, id string, ttl time.Duration) (bool, error) {
+	if err := ctxErr(ctx); err != nil {
+		return false, err
+	}
+	now := s.now()
+	exp := now.Add(ttl).UnixNano()
+	k := []byte(id)
+	// Fast path: a read transaction answers most duplicates without a write.
+	var dup bool
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketSeen).Get(k); len(v) == 8 && int64(binary.BigEndian.Uint64(v)) > now.UnixNano() {
+			dup = true
+		}
+		return nil
+	})
+	if dup {
+		return false, nil
+	}
+	var first bool
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		first = false
+		seen := tx.Bucket(bucketSeen)
+		if v := seen.Get(k); len(v) == 8 {
+			old := int64(binary.BigEndian.Uint64(v))
+			if old > now.UnixNano() {
+				return nil
+			}
+			if err := tx.Bucket(bucketSeenExp).Delete(append(u64(uint64(old)), k...)); err != nil {
+				return err
+			}
+		}
+		first = true
+		if err := seen.Put(k, u64(uint64(exp))); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketSeenExp).Put(append(u64(uint64(exp)), k...), nil)
+	})
+	if err != nil {
+		return false, fmt.Errorf("storage: mark seen: %w", err)
+	}
+	return first, nil
+}
+
+// PruneSeen deletes expired event ids, at most limit of them (0 = all), and
+// returns how many it deleted.
+func (s *Store) PruneSeen(ctx context.Context, limit int) (int, error) {
+	if err := ctxErr(ctx); err != nil {
+		return 0, err
+	}
+	now := uint64(s.now().UnixNano())
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		idx, seen := tx.Bucket(bucketSeenExp), tx.Bucket(bucketSeen)
+		c := idx.Cursor()
+		for k, _ := c.First(); k != nil && len(k) >= 8 && binary.BigEndian.Uint64(k[:8]) <= now; k, _ = c.First() {
+			if limit > 0 && n >= limit {
+				break
+			}
+			id := append([]byte(nil), k[8:]...)
+			if err := idx.Delete(k); err != nil {
+				return err
+			}
+			if v := seen.Get(id); len(v) == 8 && binary.BigEndian.Uint64(v) <= now {
+				if err := seen.Delete(id); err != nil {
+					return err
+				}
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return n, fmt.Errorf("storage: prune seen: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,294 @@
+// Package storage keeps cometbot's durable state in one bbolt file:
+// conversation history, per-scope settings, processed event ids, usage
+// counters, small adapter key/values and the last good model catalog.
+//
+// Layout (schema version 1):
+//
+//	meta                         schema -> uint64 big-endian
+//	convs/<conversation key>     gen -> uint64; g<gen> -> bucket of records keyed by NextSequence (big-endian)
+//	settings                     <scope key> -> JSON Settings
+//	seen                         <event id> -> expiry (unix nanoseconds, big-endian)
+//	seen_exp                     <expiry><event id> -> empty (an index for pruning)
+//	usage                        <period>|<workspace>|<kind>|<id> -> JSON Counter
+//	kv                           <namespace>\x00<key> -> value
+//	catalog                      data -> last good catalog JSON
+//
+// Values read inside a transaction are copied out before it ends.
+package storage
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// SchemaVersion is the version of the layout this build reads and writes.
+const SchemaVersion = 1
+
+var (
+	bucketMeta     = []byte("meta")
+	bucketConvs    = []byte("convs")
+	bucketSettings = []byte("settings")
+	bucketSeen     = []byte("seen")
+	bucketSeenExp  = []byte("seen_exp")
+	bucketUsage    = []byte("usage")
+	bucketKV       = []byte("kv")
+	bucketCatalog  = []byte("catalog")
+
+	keySchema = []byte("schema")
+	keyGen    = []byte("gen")
+	keyData   = []byte("data")
+)
+
+// ErrNewerSchema means the database was written by a newer cometbot.
+var ErrNewerSchema = errors.New("storage: database schema is newer than this build")
+
+// ErrLocked means another process holds the database file.
+var ErrLocked = errors.New("storage: database is locked by another process")
+
+// Options tunes Open.
+type Options struct {
+	// Timeout is how long to wait for the file lock; default 2s.
+	Timeout time.Duration
+	// NoSync skips fsync on commit (tests and benchmarks only: unsafe on power loss).
+	NoSync bool
+}
+
+// Store is the bbolt-backed store. It is safe for concurrent use.
+type Store struct {
+	db   *bolt.DB
+	path string
+	now  func() time.Time
+}
+
+// Open opens (creating if needed) the database at path, checks its schema
+// version and creates the buckets.
+func Open(path string, opts Options) (*Store, error) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 2 * time.Second
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("storage: create directory %s: %w", dir, err)
+		}
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return nil, fmt.Errorf("%w: %s (is another cometbot running with the same COMETBOT_DB?)", ErrLocked, path)
+		}
+		return nil, fmt.Errorf("storage: open %s: %w", path, err)
+	}
+	s := &Store{db: db, path: path, now: time.Now}
+	if err := s.init(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) init() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return fmt.Errorf("storage: create meta: %w", err)
+		}
+		if v := meta.Get(keySchema); v != nil {
+			if len(v) != 8 {
+				return fmt.Errorf("storage: %s: corrupt schema version", s.path)
+			}
+			if got := binary.BigEndian.Uint64(v); got > SchemaVersion {
+				return fmt.Errorf("%w: %s has schema %d, this build understands up to %d; upgrade cometbot or use another COMETBOT_DB", ErrNewerSchema, s.path, got, SchemaVersion)
+			}
+		}
+		if err := meta.Put(keySchema, u64(SchemaVersion)); err != nil {
+			return fmt.Errorf("storage: write schema: %w", err)
+		}
+		for _, b := range [][]byte{bucketConvs, bucketSettings, bucketSeen, bucketSeenExp, bucketUsage, bucketKV, bucketCatalog} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("storage: create %s: %w", b, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Path returns the database file path.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the database.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("storage: close: %w", err)
+	}
+	return nil
+}
+
+// SchemaVersionOf returns the schema version recorded in the database.
+func (s *Store) SchemaVersionOf() (uint64, error) {
+	var v uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketMeta).Get(keySchema); len(b) == 8 {
+			v = binary.BigEndian.Uint64(b)
+		}
+		return nil
+	})
+	return v, err
+}
+
+// setSchemaVersion is for tests of the version guard.
+func (s *Store) setSchemaVersion(v uint64) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keySchema, u64(v)) })
+}
+
+func u64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	return nil
+}
+
+// --- Settings -------------------------------------------------------------
+
+// Settings are the per-scope choices people make with slash commands. Nil or
+// empty fields are unset and inherit from the enclosing scope.
+type Settings struct {
+	Model           string    `json:"model,omitempty"`
+	SystemPrompt    *string   `json:"system_prompt,omitempty"`
+	Temperature     *float64  `json:"temperature,omitempty"`
+	MaxOutputTokens *int      `json:"max_output_tokens,omitempty"`
+	UpdatedBy       string    `json:"updated_by,omitempty"`
+	UpdatedAt       time.Time `json:"updated_at,omitzero"`
+}
+
+// Settings returns the settings stored for scope; ok is false when none are.
+func (s *Store) Settings(ctx context.Context, scope string) (st Settings, ok bool, err error) {
+	if err := ctxErr(ctx); err != nil {
+		return st, false, err
+	}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketSettings).Get([]byte(scope))
+		if v == nil {
+			return nil
+		}
+		ok = true
+		return json.Unmarshal(v, &st) // Unmarshal copies: nothing escapes the tx
+	})
+	if err != nil {
+		return Settings{}, false, fmt.Errorf("storage: read settings: %w", err)
+	}
+	return st, ok, nil
+}
+
+// UpdateSettings applies fn to the scope's settings atomically.
+func (s *Store) UpdateSettings(ctx context.Context, scope string, fn func(*Settings)) error {
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSettings)
+		var st Settings
+		if v := b.Get([]byte(scope)); v != nil {
+			if err := json.Unmarshal(v, &st); err != nil {
+				return err
+			}
+		}
+		fn(&st)
+		st.UpdatedAt = s.now()
+		data, err := json.Marshal(st)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(scope), data)
+	})
+	if err != nil {
+		return fmt.Errorf("storage: write settings: %w", err)
+	}
+	return nil
+}
+
+// DeleteSettings removes the scope's settings.
+func (s *Store) DeleteSettings(ctx context.Context, scope string) error {
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketSettings).Delete([]byte(scope)) }); err != nil {
+		return fmt.Errorf("storage: delete settings: %w", err)
+	}
+	return nil
+}
+
+// --- Key/values and catalog -----------------------------------------------
+
+// Put stores value under namespace/key (small adapter state).
+func (s *Store) Put(ctx context.Context, namespace, key string, value []byte) error {
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
+	k := []byte(namespace + "\x00" + key)
+	if err := s.db.Batch(func(tx *bolt.Tx) error { return tx.Bucket(bucketKV).Put(k, value) }); err != nil {
+		return fmt.Errorf("storage: put: %w", err)
+	}
+	return nil
+}
+
+// Get returns a copy of the value under namespace/key, or nil.
+func (s *Store) Get(ctx context.Context, namespace, key string) ([]byte, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, err
+	}
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketKV).Get([]byte(namespace + "\x00" + key)); v != nil {
+			out = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: get: %w", err)
+	}
+	return out, nil
+}
+
+// LoadCatalog returns the last saved model catalog, or nil.
+func (s *Store) LoadCatalog(ctx context.Context) ([]byte, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, err
+	}
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketCatalog).Get(keyData); v != nil {
+			out = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: load catalog: %w", err)
+	}
+	return out, nil
+}
+
+// SaveCatalog stores the last good model catalog.
+func (s *Store) SaveCatalog(ctx context.Context, data []byte) error {
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketCatalog).Put(keyData, data) }); err != nil {
+		return fmt.Errorf("storage: save catalog: %w", err)
+	}
+	return nil
+}
