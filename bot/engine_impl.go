@@ -1,10 +1,452 @@
 package bot
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
 
-// Engine is the conversation engine. (Implementation in progress.)
-type Engine struct{}
+	"github.com/cometbot/cometbot/llm"
+	"github.com/cometbot/cometbot/storage"
+)
 
-func (e *Engine) handleMessage(ctx context.Context, m Message, out Output) error { return ErrIgnored }
-func (e *Engine) handleCommand(ctx context.Context, c Command) Answer           { return Answer{} }
-func (e *Engine) modelChoices(ctx context.Context, q string, limit int) []Choice { return nil }
+// Store is the durable state the engine needs; *storage.Store implements it.
+type Store interface {
+	History(ctx context.Context, key string, limit int) (uint64, []storage.Record, error)
+	AppendTurn(ctx context.Context, key string, gen uint64, recs ...storage.Record) error
+	ConversationExists(ctx context.Context, key string) (bool, error)
+	ResetConversation(ctx context.Context, key string) error
+	MarkSeen(ctx context.Context, id string, ttl time.Duration) (bool, error)
+	Settings(ctx context.Context, scope string) (storage.Settings, bool, error)
+	UpdateSettings(ctx context.Context, scope string, fn func(*storage.Settings)) error
+	AddUsage(ctx context.Context, e storage.UsageEntry) error
+	Usage(ctx context.Context, period, workspace, kind, id string) (storage.Counter, error)
+	TopUsage(ctx context.Context, period, workspace, kind string, n int) ([]storage.NamedCounter, error)
+	ForgetUser(ctx context.Context, prefix, user string) (int, error)
+	ForgetUsage(ctx context.Context, workspace, user string) (int, error)
+}
+
+// Model streams one model call; *llm.Client implements it.
+type Model interface {
+	Stream(ctx context.Context, req llm.Request, onDelta func(llm.Delta) error) (*llm.Response, error)
+}
+
+// Defaults are settings that apply unless a narrower scope overrides them.
+type Defaults struct {
+	Model           string
+	SystemPrompt    string
+	Temperature     *float64
+	MaxOutputTokens int
+}
+
+// Options configures an Engine.
+type Options struct {
+	// Store is required.
+	Store Store
+	// Model is required.
+	Model Model
+	// Catalog is optional; without it models are not validated or priced.
+	Catalog Catalog
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Defaults apply everywhere unless a workspace, channel or thread overrides them.
+	Defaults Defaults
+	// Workspaces and Channels are per-id defaults from the config file
+	// (keyed by workspace/guild id and channel id).
+	Workspaces map[string]Defaults
+	Channels   map[string]Defaults
+	// MaxConcurrent bounds model calls in flight across all conversations (default 64).
+	MaxConcurrent int
+	// MaxQueue bounds the turns waiting in one conversation (default 8).
+	MaxQueue int
+	// HistoryMessages is how many stored messages are loaded per turn (default 100).
+	HistoryMessages int
+	// ContextTokens is the input budget for system prompt + history + the new
+	// message, estimated by EstimateTokens (default 24,000).
+	ContextTokens int
+	// MentionRequiredInThreads: when true, thread follow-ups need a new mention.
+	MentionRequiredInThreads bool
+	// SeenTTL is how long processed event ids are remembered (default 24h).
+	SeenTTL time.Duration
+	// TurnTimeout bounds one turn, model call and delivery included (default 10m).
+	TurnTimeout time.Duration
+	// Now is the clock (tests inject one); default time.Now.
+	Now func() time.Time
+	// Policy holds access control, budgets, rate limits and aliases (optional).
+	Policy Policy
+}
+
+// Engine is the conversation engine: it orders turns per conversation, runs
+// different conversations in parallel, bounds model calls, and persists
+// history, settings and usage.
+type Engine struct {
+	opts Options
+	log  *slog.Logger
+	sem  chan struct{}
+
+	runCtx    context.Context
+	cancelRun context.CancelFunc
+
+	mu      sync.Mutex
+	closing bool
+	queues  map[string]*convQueue
+	wg      sync.WaitGroup
+
+	gate *gate
+}
+
+type job struct {
+	msg    Message
+	out    Output
+	key    string
+	queued time.Time
+}
+
+type convQueue struct{ jobs []job }
+
+// New builds an engine. Call Shutdown to stop it.
+func New(opts Options) (*Engine, error) {
+	if opts.Store == nil {
+		return nil, errors.New("bot: Options.Store is required")
+	}
+	if opts.Model == nil {
+		return nil, errors.New("bot: Options.Model is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.MaxConcurrent <= 0 {
+		opts.MaxConcurrent = 64
+	}
+	if opts.MaxQueue <= 0 {
+		opts.MaxQueue = 8
+	}
+	if opts.HistoryMessages <= 0 {
+		opts.HistoryMessages = 100
+	}
+	if opts.ContextTokens <= 0 {
+		opts.ContextTokens = 24000
+	}
+	if opts.SeenTTL <= 0 {
+		opts.SeenTTL = 24 * time.Hour
+	}
+	if opts.TurnTimeout <= 0 {
+		opts.TurnTimeout = 10 * time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Defaults.Model == "" {
+		return nil, errors.New("bot: a default model is required")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Engine{
+		opts:      opts,
+		log:       opts.Logger,
+		sem:       make(chan struct{}, opts.MaxConcurrent),
+		runCtx:    ctx,
+		cancelRun: cancel,
+		queues:    make(map[string]*convQueue),
+	}
+	e.gate = newGate(opts.Policy, opts.Now)
+	return e, nil
+}
+
+// Shutdown stops taking events, lets in-flight turns finish until ctx ends,
+// then cancels the rest (their replies are finalized as interrupted) and
+// waits for them to wind up. It does not close the store.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	e.closing = true
+	e.mu.Unlock()
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		e.cancelRun()
+		return nil
+	case <-ctx.Done():
+	}
+	e.cancelRun()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(15 * time.Second):
+		return errors.New("bot: shutdown: turns still running after cancel")
+	}
+}
+
+// InFlight returns the number of conversations with queued or running turns.
+func (e *Engine) InFlight() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.queues)
+}
+
+func (e *Engine) handleMessage(ctx context.Context, m Message, out Output) error {
+	if e.isClosing() {
+		return ErrShuttingDown
+	}
+	if m.Author.IsSelf || m.Author.IsBot {
+		return ErrIgnored
+	}
+	if m.Text == "" && len(m.Attachments) == 0 {
+		return ErrIgnored
+	}
+	key := m.Scope().ConversationKey()
+	if !m.DM && !m.Mentioned && !m.ContinuesBot {
+		if m.Thread == "" || e.opts.MentionRequiredInThreads {
+			return ErrIgnored
+		}
+		ok, err := e.opts.Store.ConversationExists(ctx, key)
+		if err != nil {
+			return fmt.Errorf("bot: %w", err)
+		}
+		if !ok {
+			return ErrIgnored
+		}
+	}
+	if m.EventID != "" {
+		first, err := e.opts.Store.MarkSeen(ctx, m.EventID, e.opts.SeenTTL)
+		if err != nil {
+			return fmt.Errorf("bot: %w", err)
+		}
+		if !first {
+			return ErrDuplicate
+		}
+	}
+	if m.Time.IsZero() {
+		m.Time = e.opts.Now()
+	}
+	if refusal := e.gate.admit(ctx, e, m); refusal != "" {
+		if refusal == silent {
+			return ErrIgnored
+		}
+		e.background(func(ctx context.Context) { e.refuse(ctx, out, refusal) })
+		return nil
+	}
+	return e.enqueue(job{msg: m, out: out, key: key, queued: e.opts.Now()})
+}
+
+func (e *Engine) isClosing() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closing
+}
+
+// background runs fn in a goroutine owned by the engine.
+func (e *Engine) background(fn func(ctx context.Context)) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		fn(e.runCtx)
+	}()
+}
+
+func (e *Engine) enqueue(j job) error {
+	e.mu.Lock()
+	if e.closing {
+		e.mu.Unlock()
+		return ErrShuttingDown
+	}
+	q := e.queues[j.key]
+	if q != nil && len(q.jobs) >= e.opts.MaxQueue {
+		e.mu.Unlock()
+		e.background(func(ctx context.Context) {
+			e.refuse(ctx, j.out, "⏳ I'm still answering earlier messages here — please wait for those replies and ask again.")
+		})
+		return nil
+	}
+	start := q == nil
+	if start {
+		q = &convQueue{}
+		e.queues[j.key] = q
+	}
+	q.jobs = append(q.jobs, j)
+	if start {
+		e.wg.Add(1)
+	}
+	e.mu.Unlock()
+	if start {
+		go e.drain(j.key, q)
+	}
+	return nil
+}
+
+// drain runs the queued turns of one conversation in order, then exits.
+func (e *Engine) drain(key string, q *convQueue) {
+	defer e.wg.Done()
+	for {
+		e.mu.Lock()
+		if len(q.jobs) == 0 {
+			delete(e.queues, key)
+			e.mu.Unlock()
+			return
+		}
+		j := q.jobs[0]
+		q.jobs[0] = job{}
+		q.jobs = q.jobs[1:]
+		e.mu.Unlock()
+		e.runTurn(j)
+	}
+}
+
+// refuse answers a message with a short notice instead of a model call.
+func (e *Engine) refuse(ctx context.Context, out Output, text string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	r, err := out.Start(ctx)
+	if err != nil {
+		e.log.Warn("start reply failed", "err", err)
+		return
+	}
+	if err := r.Fail(ctx, text); err != nil {
+		e.log.Warn("send notice failed", "err", err)
+	}
+}
+
+// interruptedMessage is what a reply says when shutdown cut it short.
+const interruptedMessage = "⚠️ Interrupted — the bot is restarting. Please ask again in a moment."
+
+func (e *Engine) runTurn(j job) {
+	ctx, cancel := context.WithTimeout(e.runCtx, e.opts.TurnTimeout)
+	defer cancel()
+	m := j.msg
+	log := e.log.With("conversation", j.key, "event", m.EventID)
+
+	reply, err := j.out.Start(ctx)
+	if err != nil {
+		log.Warn("start reply failed", "err", err)
+		return
+	}
+	// finalCtx outlives a shutdown cancel so the reply can still be finalized.
+	finalCtx, finalCancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer finalCancel()
+
+	gen, hist, err := e.opts.Store.History(ctx, j.key, e.opts.HistoryMessages)
+	if err != nil {
+		log.Error("load history failed", "err", err)
+		_ = reply.Fail(finalCtx, "⚠️ I couldn't read this conversation's history. Please try again.")
+		return
+	}
+	set, err := e.resolve(ctx, m.Scope(), hist)
+	if err != nil {
+		log.Error("resolve settings failed", "err", err)
+		_ = reply.Fail(finalCtx, "⚠️ I couldn't read this channel's settings. Please try again.")
+		return
+	}
+	release, refusal, err := e.gate.reserve(ctx, e.opts.Store, m)
+	if err != nil {
+		log.Error("check budget failed", "err", err)
+		_ = reply.Fail(finalCtx, "⚠️ I couldn't check the spending budget. Please try again.")
+		return
+	}
+	if refusal != "" {
+		_ = reply.Fail(finalCtx, refusal)
+		return
+	}
+	defer release()
+	req := llm.Request{
+		Model:           set.Model,
+		System:          set.SystemPrompt,
+		Messages:        buildMessages(hist, m),
+		Temperature:     set.Temperature,
+		MaxOutputTokens: set.MaxOutputTokens,
+	}
+	req.Messages = TrimToBudget(req.System, req.Messages, e.opts.ContextTokens)
+
+	userRec := storage.Record{Role: "user", Text: m.Text, Author: m.Author.ID, AuthorName: m.Author.Name, MessageID: m.ID, Time: m.Time}
+	resp, streamed, err := e.callModel(ctx, req, reply)
+	asst := storage.Record{Role: "assistant", Time: e.opts.Now(), Model: set.Model}
+	if err == nil && resp.Text == "" {
+		err = errEmptyAnswer
+	}
+	if err != nil {
+		status, userMsg := storage.StatusFailed, userMessage(err)
+		if e.runCtx.Err() != nil {
+			status, userMsg = storage.StatusCancelled, interruptedMessage
+		}
+		asst.Status, asst.Error, asst.Text = status, err.Error(), streamed
+		userRec.Status = status
+		if perr := e.opts.Store.AppendTurn(finalCtx, j.key, gen, userRec, asst); perr != nil {
+			log.Error("persist failed turn", "err", perr)
+		}
+		log.Warn("turn failed", "model", set.Model, "err", err)
+		if ferr := reply.Fail(finalCtx, userMsg); ferr != nil {
+			log.Warn("deliver failure notice", "err", ferr)
+		}
+		return
+	}
+	cost := e.cost(set.Model, resp.Usage)
+	asst.Status, asst.Text = storage.StatusOK, resp.Text
+	asst.InputTokens, asst.OutputTokens, asst.Cost = resp.Usage.InputTokens, resp.Usage.OutputTokens, cost
+	userRec.Status = storage.StatusOK
+	if err := e.opts.Store.AppendTurn(finalCtx, j.key, gen, userRec, asst); err != nil {
+		log.Error("persist turn", "err", err)
+	}
+	e.recordUsage(finalCtx, m, set.Model, resp.Usage, cost)
+	final := resp.Text
+	if e.opts.Policy.UsageFooter {
+		final += "\n\n" + footer(set.Model, resp.Usage, cost, e.opts.Catalog != nil)
+	}
+	if err := reply.Finish(finalCtx, final); err != nil {
+		log.Warn("deliver reply", "err", err)
+	}
+	log.Debug("turn done", "model", set.Model, "in", resp.Usage.InputTokens, "out", resp.Usage.OutputTokens, "took", e.opts.Now().Sub(j.queued))
+}
+
+var errEmptyAnswer = errors.New("bot: the model returned an empty answer")
+
+// callModel runs the model call under the concurrency bound, streaming text
+// to reply. It returns the text that streamed, for failed turns.
+func (e *Engine) callModel(ctx context.Context, req llm.Request, reply Reply) (*llm.Response, string, error) {
+	select {
+	case e.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, "", ctx.Err()
+	}
+	defer func() { <-e.sem }()
+	var streamed []byte
+	resp, err := e.opts.Model.Stream(ctx, req, func(d llm.Delta) error {
+		if d.Text == "" {
+			return nil
+		}
+		streamed = append(streamed, d.Text...)
+		if err := reply.Append(ctx, d.Text); err != nil {
+			e.log.Debug("append to reply", "err", err)
+		}
+		return nil
+	})
+	return resp, string(streamed), err
+}
+
+// userMessage turns an error into one short sentence for the user.
+func userMessage(err error) string {
+	switch {
+	case errors.Is(err, errEmptyAnswer):
+		return "🤔 The model returned an empty answer. Try again, or pick another model with /model."
+	case errors.Is(err, context.DeadlineExceeded):
+		return "⏱️ The model took too long to answer. Please try again."
+	}
+	return "⚠️ " + llm.UserMessage(err)
+}
+
+// buildMessages turns stored history plus the new message into model
+// messages. Turns that failed or were cancelled are left out whole, so the
+// model sees only complete exchanges.
+func buildMessages(hist []storage.Record, m Message) []llm.Message {
+	msgs := make([]llm.Message, 0, len(hist)+1)
+	for _, r := range hist {
+		if r.Status != "" && r.Status != storage.StatusOK {
+			continue
+		}
+		role := llm.RoleUser
+		if r.Role == "assistant" {
+			role = llm.RoleAssistant
+		}
+		msgs = append(msgs, llm.Message{Role: role, Content: r.Text})
+	}
+	return append(msgs, llm.Message{Role: llm.RoleUser, Content: m.Text})
+}
