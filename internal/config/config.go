@@ -1,0 +1,389 @@
+// Package config loads cometbot's configuration: environment variables for
+// secrets and common knobs, plus an optional YAML file (COMETBOT_CONFIG) for
+// richer settings. Load validates everything and reports every problem at
+// once, each naming the variable or YAML field and what it expects.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Built-in defaults.
+const (
+	DefaultBaseURL      = "https://api.cometapi.com/v1"
+	DefaultModel        = "gpt-4o-mini"
+	DefaultDBPath       = "./data/cometbot.db"
+	DefaultHTTPAddr     = "127.0.0.1:8080"
+	DefaultSlackAPIURL  = "https://slack.com/api/"
+	DefaultDiscordAPI   = "https://discord.com/api/v9"
+	defaultShutdownWait = 20 * time.Second
+)
+
+// Secret is a string that never prints: String, GoString, slog and JSON all
+// show "[redacted]". Value returns the real text.
+type Secret string
+
+// Value returns the secret's text.
+func (s Secret) Value() string { return string(s) }
+
+// Set reports whether the secret is non-empty.
+func (s Secret) Set() bool { return s != "" }
+
+// String redacts the secret.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString redacts the secret for %#v.
+func (s Secret) GoString() string { return strconv.Quote(s.String()) }
+
+// LogValue redacts the secret in slog output.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// MarshalText redacts the secret in encoders.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Config is the whole configuration.
+type Config struct {
+	// Gateway.
+	APIKey     Secret // COMETAPI_KEY
+	BaseURL    string // COMETAPI_BASE_URL
+	CatalogURL string // COMETAPI_CATALOG_URL
+
+	DefaultModel string // COMETBOT_DEFAULT_MODEL (YAML default_model wins)
+	DBPath       string // COMETBOT_DB
+	ConfigPath   string // COMETBOT_CONFIG
+	HTTPAddr     string // COMETBOT_HTTP_ADDR
+	LogFormat    string // COMETBOT_LOG_FORMAT: text|json
+	LogLevel     slog.Level
+
+	Slack   Slack
+	Discord Discord
+
+	// File is the YAML file's content (zero when there is none).
+	File File
+}
+
+// Slack holds the Slack adapter's settings.
+type Slack struct {
+	BotToken      Secret // SLACK_BOT_TOKEN
+	AppToken      Secret // SLACK_APP_TOKEN
+	SigningSecret Secret // SLACK_SIGNING_SECRET
+	APIURL        string // SLACK_API_URL
+}
+
+// Enabled reports whether Slack is configured.
+func (s Slack) Enabled() bool { return s.BotToken.Set() }
+
+// Discord holds the Discord adapter's settings.
+type Discord struct {
+	Token  Secret // DISCORD_BOT_TOKEN
+	APIURL string // DISCORD_API_URL
+}
+
+// Enabled reports whether Discord is configured.
+func (d Discord) Enabled() bool { return d.Token.Set() }
+
+// Scoped are per-workspace or per-channel defaults in the YAML file.
+type Scoped struct {
+	Model           string   `yaml:"model"`
+	SystemPrompt    string   `yaml:"system_prompt"`
+	Temperature     *float64 `yaml:"temperature"`
+	MaxOutputTokens int      `yaml:"max_output_tokens"`
+}
+
+// Limit is a daily and monthly budget in USD.
+type Limit struct {
+	Daily   float64 `yaml:"daily"`
+	Monthly float64 `yaml:"monthly"`
+}
+
+// Route sends models matching a pattern (exact id or glob) through a format.
+type Route struct {
+	Model  string `yaml:"model"`
+	Format string `yaml:"format"`
+}
+
+// File is the YAML configuration file.
+type File struct {
+	DefaultModel    string   `yaml:"default_model"`
+	SystemPrompt    string   `yaml:"system_prompt"`
+	Temperature     *float64 `yaml:"temperature"`
+	MaxOutputTokens int      `yaml:"max_output_tokens"`
+
+	History struct {
+		MaxMessages   int `yaml:"max_messages"`
+		ContextTokens int `yaml:"context_tokens"`
+	} `yaml:"history"`
+
+	MaxConcurrentReplies     int           `yaml:"max_concurrent_replies"`
+	MentionRequiredInThreads bool          `yaml:"mention_required_in_threads"`
+	UsageFooter              bool          `yaml:"usage_footer"`
+	ShutdownTimeout          time.Duration `yaml:"shutdown_timeout"`
+
+	Gateway struct {
+		MaxConcurrency int           `yaml:"max_concurrency"`
+		StallTimeout   time.Duration `yaml:"stall_timeout"`
+		RetryDeadline  time.Duration `yaml:"retry_deadline"`
+		CatalogRefresh time.Duration `yaml:"catalog_refresh"`
+		Routes         []Route       `yaml:"routes"`
+	} `yaml:"gateway"`
+
+	Aliases    map[string]string `yaml:"aliases"`
+	Workspaces map[string]Scoped `yaml:"workspaces"`
+	Channels   map[string]Scoped `yaml:"channels"`
+
+	Access struct {
+		Admins                []string `yaml:"admins"`
+		AdminRoles            []string `yaml:"admin_roles"`
+		AdminsOnlyModelSwitch bool     `yaml:"admins_only_model_switch"`
+		AllowUsers            []string `yaml:"allow_users"`
+		DenyUsers             []string `yaml:"deny_users"`
+		AllowChannels         []string `yaml:"allow_channels"`
+		DenyChannels          []string `yaml:"deny_channels"`
+		AllowWorkspaces       []string `yaml:"allow_workspaces"`
+		DenyWorkspaces        []string `yaml:"deny_workspaces"`
+		AllowRoles            []string `yaml:"allow_roles"`
+		DenyRoles             []string `yaml:"deny_roles"`
+		DMs                   *bool    `yaml:"dms"`
+	} `yaml:"access"`
+
+	Budgets struct {
+		User         Limit `yaml:"user"`
+		Channel      Limit `yaml:"channel"`
+		Workspace    Limit `yaml:"workspace"`
+		AdminsExempt bool  `yaml:"admins_exempt"`
+	} `yaml:"budgets"`
+
+	RateLimit struct {
+		PerMinute float64 `yaml:"per_minute"`
+		Burst     int     `yaml:"burst"`
+	} `yaml:"rate_limit"`
+
+	Slack struct {
+		Commands         map[string]string `yaml:"commands"`
+		NativeStreaming  *bool             `yaml:"native_streaming"`
+		UpdatesPerMinute int               `yaml:"updates_per_minute"`
+	} `yaml:"slack"`
+
+	Discord struct {
+		GuildIDs    []string `yaml:"guild_ids"`
+		OpenThreads *bool    `yaml:"open_threads"`
+	} `yaml:"discord"`
+}
+
+// ShutdownTimeout is how long in-flight replies may finish on shutdown.
+func (c *Config) ShutdownTimeout() time.Duration {
+	if c.File.ShutdownTimeout > 0 {
+		return c.File.ShutdownTimeout
+	}
+	return defaultShutdownWait
+}
+
+// Model returns the effective default model: YAML default_model, else
+// COMETBOT_DEFAULT_MODEL, else the built-in default.
+func (c *Config) Model() string {
+	if c.File.DefaultModel != "" {
+		return c.File.DefaultModel
+	}
+	return c.DefaultModel
+}
+
+// Load reads the environment (getenv; nil means os.Getenv) and the YAML
+// file it names, and validates the result.
+func Load(getenv func(string) string) (*Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	env := func(k, def string) string {
+		if v := strings.TrimSpace(getenv(k)); v != "" {
+			return v
+		}
+		return def
+	}
+	c := &Config{
+		APIKey:       Secret(strings.TrimSpace(getenv("COMETAPI_KEY"))),
+		BaseURL:      strings.TrimRight(env("COMETAPI_BASE_URL", DefaultBaseURL), "/"),
+		DefaultModel: env("COMETBOT_DEFAULT_MODEL", DefaultModel),
+		DBPath:       env("COMETBOT_DB", DefaultDBPath),
+		ConfigPath:   env("COMETBOT_CONFIG", ""),
+		HTTPAddr:     env("COMETBOT_HTTP_ADDR", DefaultHTTPAddr),
+		LogFormat:    strings.ToLower(env("COMETBOT_LOG_FORMAT", "text")),
+		Slack: Slack{
+			BotToken:      Secret(strings.TrimSpace(getenv("SLACK_BOT_TOKEN"))),
+			AppToken:      Secret(strings.TrimSpace(getenv("SLACK_APP_TOKEN"))),
+			SigningSecret: Secret(strings.TrimSpace(getenv("SLACK_SIGNING_SECRET"))),
+			APIURL:        env("SLACK_API_URL", DefaultSlackAPIURL),
+		},
+		Discord: Discord{
+			Token:  Secret(strings.TrimSpace(getenv("DISCORD_BOT_TOKEN"))),
+			APIURL: strings.TrimRight(env("DISCORD_API_URL", DefaultDiscordAPI), "/"),
+		},
+	}
+	c.CatalogURL = env("COMETAPI_CATALOG_URL", CatalogURLFor(c.BaseURL))
+	if !strings.HasSuffix(c.Slack.APIURL, "/") {
+		c.Slack.APIURL += "/"
+	}
+	var errs []error
+	if err := c.LogLevel.UnmarshalText([]byte(env("COMETBOT_LOG_LEVEL", "info"))); err != nil {
+		errs = append(errs, fmt.Errorf("COMETBOT_LOG_LEVEL: must be debug, info, warn or error, got %q", getenv("COMETBOT_LOG_LEVEL")))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("COMETBOT_LOG_FORMAT: must be text or json, got %q", c.LogFormat))
+	}
+	for _, u := range []struct{ name, val string }{
+		{"COMETAPI_BASE_URL", c.BaseURL}, {"COMETAPI_CATALOG_URL", c.CatalogURL},
+		{"SLACK_API_URL", c.Slack.APIURL}, {"DISCORD_API_URL", c.Discord.APIURL},
+	} {
+		if err := checkURL(u.val); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", u.name, err))
+		}
+	}
+	if c.ConfigPath != "" {
+		if err := c.loadFile(c.ConfigPath); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, c.validateFile()...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return c, nil
+}
+
+// CatalogURLFor derives the catalog URL from a base URL: a trailing /v1 is
+// removed and /api/models appended.
+func CatalogURLFor(base string) string {
+	base = strings.TrimRight(base, "/")
+	base = strings.TrimSuffix(base, "/v1")
+	return base + "/api/models"
+}
+
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("must be an absolute http(s) URL like https://host/path, got %q", s)
+	}
+	return nil
+}
+
+func (c *Config) loadFile(p string) error {
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return fmt.Errorf("COMETBOT_CONFIG: cannot read %s: %w", p, err)
+	}
+	return c.ParseFile(data, p)
+}
+
+// ParseFile decodes YAML configuration strictly: an unknown field is an error
+// (it is almost always a typo).
+func (c *Config) ParseFile(data []byte, name string) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var f File
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	c.File = f
+	return nil
+}
+
+var validFormats = map[string]bool{"chat": true, "responses": true, "anthropic": true, "gemini": true}
+
+func (c *Config) validateFile() []error {
+	f := &c.File
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	checkTemp := func(where string, t *float64) {
+		if t != nil && (*t < 0 || *t > 2) {
+			bad("%s: temperature must be between 0 and 2, got %g", where, *t)
+		}
+	}
+	checkTemp("temperature", f.Temperature)
+	if f.MaxOutputTokens < 0 {
+		bad("max_output_tokens: must be positive, got %d", f.MaxOutputTokens)
+	}
+	if f.History.MaxMessages < 0 || f.History.ContextTokens < 0 {
+		bad("history: max_messages and context_tokens must be positive")
+	}
+	if f.MaxConcurrentReplies < 0 || f.Gateway.MaxConcurrency < 0 {
+		bad("max_concurrent_replies and gateway.max_concurrency must be positive")
+	}
+	for i, r := range f.Gateway.Routes {
+		if r.Model == "" {
+			bad("gateway.routes[%d]: model is required (an exact id or a glob like claude-*)", i)
+		} else if _, err := path.Match(r.Model, ""); err != nil {
+			bad("gateway.routes[%d]: bad glob %q: %v", i, r.Model, err)
+		}
+		if !validFormats[r.Format] {
+			bad("gateway.routes[%d]: format must be chat, responses, anthropic or gemini, got %q", i, r.Format)
+		}
+	}
+	for k, v := range f.Aliases {
+		if k == "" || v == "" || strings.ContainsAny(k, " \t") {
+			bad("aliases: %q -> %q: aliases are single words mapping to a model id", k, v)
+		}
+	}
+	for kind, m := range map[string]map[string]Scoped{"workspaces": f.Workspaces, "channels": f.Channels} {
+		for id, s := range m {
+			checkTemp(kind+"."+id, s.Temperature)
+			if s.MaxOutputTokens < 0 {
+				bad("%s.%s: max_output_tokens must be positive", kind, id)
+			}
+		}
+	}
+	for name, l := range map[string]Limit{"user": f.Budgets.User, "channel": f.Budgets.Channel, "workspace": f.Budgets.Workspace} {
+		if l.Daily < 0 || l.Monthly < 0 {
+			bad("budgets.%s: limits are USD amounts and must not be negative", name)
+		}
+		if l.Daily > 0 && l.Monthly > 0 && l.Daily > l.Monthly {
+			bad("budgets.%s: daily limit (%g) is larger than the monthly limit (%g)", name, l.Daily, l.Monthly)
+		}
+	}
+	if f.RateLimit.PerMinute < 0 || f.RateLimit.Burst < 0 {
+		bad("rate_limit: per_minute and burst must not be negative")
+	}
+	for cmd, canon := range f.Slack.Commands {
+		if !strings.HasPrefix(cmd, "/") {
+			bad("slack.commands: %q must start with /", cmd)
+		}
+		switch canon {
+		case "model", "reset", "system", "usage", "forget", "help":
+		default:
+			bad("slack.commands: %q maps to %q; expected one of model, reset, system, usage, forget, help", cmd, canon)
+		}
+	}
+	return errs
+}
+
+// RequireKey reports a clear error when the gateway key is missing.
+func (c *Config) RequireKey() error {
+	if !c.APIKey.Set() {
+		return errors.New("COMETAPI_KEY is not set: create a key at https://api.cometapi.com/console/token and export COMETAPI_KEY=sk-...")
+	}
+	return nil
+}
+
+// Logger builds the process logger from COMETBOT_LOG_FORMAT and COMETBOT_LOG_LEVEL.
+func (c *Config) Logger(w *os.File) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,135 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func envMap(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(envMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := map[string][2]string{
+		"base":    {c.BaseURL, "https://api.cometapi.com/v1"},
+		"catalog": {c.CatalogURL, "https://api.cometapi.com/api/models"},
+		"model":   {c.Model(), DefaultModel},
+		"db":      {c.DBPath, "./data/cometbot.db"},
+		"http":    {c.HTTPAddr, "127.0.0.1:8080"},
+		"slack":   {c.Slack.APIURL, "https://slack.com/api/"},
+		"discord": {c.Discord.APIURL, "https://discord.com/api/v9"},
+		"format":  {c.LogFormat, "text"},
+	}
+	for name, v := range checks {
+		if v[0] != v[1] {
+			t.Errorf("%s = %q, want %q", name, v[0], v[1])
+		}
+	}
+	if c.Slack.Enabled() || c.Discord.Enabled() {
+		t.Error("no platform should be enabled")
+	}
+	if err := c.RequireKey(); err == nil || !strings.Contains(err.Error(), "COMETAPI_KEY") {
+		t.Errorf("RequireKey = %v", err)
+	}
+}
+
+func TestCatalogURLFor(t *testing.T) {
+	tests := map[string]string{
+		"https://api.cometapi.com/v1":  "https://api.cometapi.com/api/models",
+		"https://api.cometapi.com/v1/": "https://api.cometapi.com/api/models",
+		"http://127.0.0.1:9/v1":        "http://127.0.0.1:9/api/models",
+		"https://proxy.example/gw":     "https://proxy.example/gw/api/models",
+	}
+	for in, want := range tests {
+		if got := CatalogURLFor(in); got != want {
+			t.Errorf("CatalogURLFor(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestValidationMessages(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"bad base url", map[string]string{"COMETAPI_BASE_URL": "api.cometapi.com"}, []string{"COMETAPI_BASE_URL", "absolute http(s) URL"}},
+		{"bad log format", map[string]string{"COMETBOT_LOG_FORMAT": "xml"}, []string{"COMETBOT_LOG_FORMAT", "text or json"}},
+		{"bad log level", map[string]string{"COMETBOT_LOG_LEVEL": "loud"}, []string{"COMETBOT_LOG_LEVEL"}},
+		{"missing file", map[string]string{"COMETBOT_CONFIG": filepath.Join(dir, "nope.yaml")}, []string{"COMETBOT_CONFIG", "cannot read"}},
+		{"typo field", map[string]string{"COMETBOT_CONFIG": write("typo.yaml", "defualt_model: x\n")}, []string{"typo.yaml", "defualt_model"}},
+		{"bad temperature", map[string]string{"COMETBOT_CONFIG": write("t.yaml", "temperature: 3\n")}, []string{"temperature must be between 0 and 2"}},
+		{"bad route", map[string]string{"COMETBOT_CONFIG": write("r.yaml", "gateway:\n  routes:\n    - model: x\n      format: soap\n")}, []string{"gateway.routes[0]", "soap"}},
+		{"negative budget", map[string]string{"COMETBOT_CONFIG": write("b.yaml", "budgets:\n  user: {daily: -1}\n")}, []string{"budgets.user", "negative"}},
+		{"daily over monthly", map[string]string{"COMETBOT_CONFIG": write("b2.yaml", "budgets:\n  channel: {daily: 5, monthly: 1}\n")}, []string{"budgets.channel", "larger than the monthly"}},
+		{"bad command", map[string]string{"COMETBOT_CONFIG": write("c.yaml", "slack:\n  commands:\n    ai: model\n")}, []string{"slack.commands", "must start with /"}},
+		{"two errors at once", map[string]string{"COMETBOT_LOG_FORMAT": "xml", "DISCORD_API_URL": "nope"}, []string{"COMETBOT_LOG_FORMAT", "DISCORD_API_URL"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(envMap(tt.env))
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestExampleConfigLoads(t *testing.T) {
+	c, err := Load(envMap(map[string]string{"COMETBOT_CONFIG": "../../deploy/config.example.yaml", "COMETBOT_DEFAULT_MODEL": "env-model"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := c.File
+	if c.Model() != "gpt-4o-mini" || f.Aliases["smart"] != "claude-sonnet-4-5" || f.Budgets.User.Daily != 1 || len(f.Gateway.Routes) != 2 || f.Access.DMs == nil || !*f.Access.DMs {
+		t.Fatalf("example config not parsed as expected: %+v", f)
+	}
+	if f.Channels["C0123456789"].Temperature == nil || *f.Channels["C0123456789"].Temperature != 0.2 {
+		t.Error("channel temperature not parsed")
+	}
+}
+
+func TestSecretsNeverPrint(t *testing.T) {
+	const key = "sk-very-secret-key-123"
+	c, err := Load(envMap(map[string]string{"COMETAPI_KEY": key, "SLACK_BOT_TOKEN": "xoxb-secret", "DISCORD_BOT_TOKEN": "disc-secret"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.APIKey.Value() != key {
+		t.Fatal("Value must return the secret")
+	}
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	log.Info("config", "key", c.APIKey, "slack", c.Slack, "cfg", c)
+	text := buf.String() + fmt.Sprintf("%v %+v %#v %s", c, c, c.APIKey, c.APIKey)
+	for _, s := range []string{key, "xoxb-secret", "disc-secret"} {
+		if strings.Contains(text, s) {
+			t.Fatalf("secret %q leaked: %s", s, text)
+		}
+	}
+	if !strings.Contains(text, "[redacted]") {
+		t.Error("want [redacted] markers")
+	}
+}
