@@ -1,0 +1,636 @@
+package llmtest
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cometbot/cometbot/llm"
+)
+
+// sse builds one stream's events into a reusable buffer.
+type sseOut struct {
+	w        http.ResponseWriter
+	rc       *http.ResponseController
+	buf      []byte
+	nl       string
+	dataOnly bool
+	keep     bool
+	seq      int
+}
+
+func (o *sseOut) event(name string, data []byte) {
+	if o.keep {
+		o.buf = append(o.buf, ": keep-alive"...)
+		o.buf = append(o.buf, o.nl...)
+	}
+	if name != "" && !o.dataOnly {
+		o.buf = append(o.buf, "event: "...)
+		o.buf = append(o.buf, name...)
+		o.buf = append(o.buf, o.nl...)
+	}
+	o.buf = append(o.buf, "data: "...)
+	o.buf = append(o.buf, data...)
+	o.buf = append(o.buf, o.nl...)
+	o.buf = append(o.buf, o.nl...)
+}
+
+func (o *sseOut) flush() bool {
+	if len(o.buf) == 0 {
+		return true
+	}
+	_, err := o.w.Write(o.buf)
+	o.buf = o.buf[:0]
+	if err != nil {
+		return false
+	}
+	return o.rc.Flush() == nil
+}
+
+// frames renders the events of one format.
+type frames interface {
+	start(o *sseOut, a *answer)
+	reasoning(o *sseOut, s string)
+	text(o *sseOut, s string)
+	finish(o *sseOut, a *answer)
+	fail(o *sseOut, msg string)
+}
+
+func (s *Server) sleepUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-s.done:
+			return false
+		default:
+			return true
+		}
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-s.done:
+		return false
+	}
+}
+
+func (s *Server) writeStream(w http.ResponseWriter, r *http.Request, f llm.Format, p Prompt, a answer, sc Script, end func()) {
+	if f == llm.FormatGemini && r.URL.Query().Get("alt") != "sse" {
+		end()
+		s.writeGeminiArray(w, p, a)
+		return
+	}
+	ctx := r.Context()
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	o := &sseOut{w: w, rc: http.NewResponseController(w), buf: make([]byte, 0, 1024), nl: "\n", dataOnly: sc.DataOnly, keep: sc.KeepAlive}
+	if sc.CRLF || f == llm.FormatGemini {
+		o.nl = "\r\n"
+	}
+	if !o.flush() {
+		return
+	}
+	var fr frames
+	id := strconv.FormatInt(s.seq.Add(1), 10)
+	switch f {
+	case llm.FormatResponses:
+		fr = &responsesFrames{id: "resp_" + id, model: p.Model}
+	case llm.FormatAnthropic:
+		fr = &anthropicFrames{id: "msg_" + id, model: p.Model}
+	case llm.FormatGemini:
+		fr = &geminiFrames{model: p.Model}
+	default:
+		fr = &chatFrames{head: chatHead("chatcmpl-"+id, p.Model), usage: p.IncludeUsage}
+	}
+	next := time.Now().Add(a.ttft)
+	if !s.sleepUntil(ctx, next) {
+		return
+	}
+	fr.start(o, &a)
+	for _, c := range a.reasoning {
+		fr.reasoning(o, c)
+		if !o.flush() {
+			return
+		}
+	}
+	for i, c := range a.chunks {
+		if i == sc.ErrorAfter && sc.MidStreamError != "" {
+			fr.fail(o, sc.MidStreamError)
+			end()
+			o.flush()
+			return
+		}
+		if i == sc.ErrorAfter && sc.Stall {
+			o.flush()
+			s.sleepUntil(ctx, time.Now().Add(24*time.Hour))
+			return
+		}
+		if i > 0 && a.interval > 0 {
+			next = next.Add(a.interval)
+			if !s.sleepUntil(ctx, next) {
+				return
+			}
+		}
+		fr.text(o, c)
+		if !o.flush() {
+			return
+		}
+	}
+	if len(a.chunks) <= sc.ErrorAfter {
+		if sc.MidStreamError != "" {
+			fr.fail(o, sc.MidStreamError)
+			end()
+			o.flush()
+			return
+		}
+		if sc.Stall {
+			o.flush()
+			s.sleepUntil(ctx, time.Now().Add(24*time.Hour))
+			return
+		}
+	}
+	if sc.Truncate {
+		end()
+		o.flush()
+		return
+	}
+	fr.finish(o, &a)
+	end()
+	o.flush()
+}
+
+// appendJSONString appends s as a JSON string literal.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				b = append(b, s[start:i]...)
+				b = append(b, `\ufffd`...)
+				i += size
+				start = i
+				continue
+			}
+			if r == '\u2028' || r == '\u2029' {
+				b = append(b, s[start:i]...)
+				b = append(b, `\u202`...)
+				b = append(b, hex[r&0xF])
+				i += size
+				start = i
+				continue
+			}
+			i += size
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+		}
+		i++
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+func usageJSON(b []byte, in, out, total string, u llm.Usage) []byte {
+	b = append(b, `{"`...)
+	b = append(b, in...)
+	b = append(b, `":`...)
+	b = strconv.AppendInt(b, int64(u.InputTokens), 10)
+	b = append(b, `,"`...)
+	b = append(b, out...)
+	b = append(b, `":`...)
+	b = strconv.AppendInt(b, int64(u.OutputTokens), 10)
+	b = append(b, `,"`...)
+	b = append(b, total...)
+	b = append(b, `":`...)
+	b = strconv.AppendInt(b, int64(u.Total()), 10)
+	return append(b, '}')
+}
+
+// ---- Chat Completions ----
+
+type chatFrames struct {
+	head  []byte // {"id":...,"object":"chat.completion.chunk","created":...,"model":...,
+	usage bool
+	tmp   []byte
+}
+
+func chatHead(id, model string) []byte {
+	b := []byte(`{"id":`)
+	b = appendJSONString(b, id)
+	b = append(b, `,"object":"chat.completion.chunk","created":`...)
+	b = strconv.AppendInt(b, time.Now().Unix(), 10)
+	b = append(b, `,"model":`...)
+	b = appendJSONString(b, model)
+	b = append(b, `,"system_fingerprint":null,`...)
+	return b
+}
+
+func (c *chatFrames) delta(o *sseOut, key, s string) {
+	b := append(c.tmp[:0], c.head...)
+	b = append(b, `"choices":[{"index":0,"delta":{"`...)
+	b = append(b, key...)
+	b = append(b, `":`...)
+	b = appendJSONString(b, s)
+	b = append(b, `},"logprobs":null,"finish_reason":null}]}`...)
+	c.tmp = b
+	o.event("", b)
+}
+
+func (c *chatFrames) start(o *sseOut, _ *answer) {
+	b := append(c.tmp[:0], c.head...)
+	b = append(b, `"choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}`...)
+	c.tmp = b
+	o.event("", b)
+}
+
+func (c *chatFrames) reasoning(o *sseOut, s string) { c.delta(o, "reasoning_content", s) }
+func (c *chatFrames) text(o *sseOut, s string)      { c.delta(o, "content", s) }
+
+func (c *chatFrames) finish(o *sseOut, a *answer) {
+	stop := a.stop
+	if stop == "" {
+		stop = "stop"
+	}
+	b := append(c.tmp[:0], c.head...)
+	b = append(b, `"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":`...)
+	b = appendJSONString(b, stop)
+	b = append(b, `}]}`...)
+	o.event("", b)
+	if c.usage {
+		b = append(b[:0], c.head...)
+		b = append(b, `"choices":[],"usage":`...)
+		b = usageJSON(b, "prompt_tokens", "completion_tokens", "total_tokens", a.usage)
+		b = append(b, '}')
+		o.event("", b)
+	}
+	c.tmp = b
+	o.event("", []byte("[DONE]"))
+}
+
+func (c *chatFrames) fail(o *sseOut, msg string) {
+	b := append(c.tmp[:0], `{"error":{"message":`...)
+	b = appendJSONString(b, msg)
+	b = append(b, `,"type":"server_error","param":null,"code":"server_error"}}`...)
+	c.tmp = b
+	o.event("", b)
+}
+
+// ---- Responses ----
+
+type responsesFrames struct {
+	id, model string
+	seq       int
+	tmp       []byte
+}
+
+func (r *responsesFrames) ev(o *sseOut, typ string, rest func(b []byte) []byte) {
+	b := append(r.tmp[:0], `{"type":"`...)
+	b = append(b, typ...)
+	b = append(b, `","sequence_number":`...)
+	b = strconv.AppendInt(b, int64(r.seq), 10)
+	r.seq++
+	b = rest(b)
+	b = append(b, '}')
+	r.tmp = b
+	o.event(typ, b)
+}
+
+func (r *responsesFrames) response(b []byte, status string, a *answer) []byte {
+	b = append(b, `,"response":{"id":`...)
+	b = appendJSONString(b, r.id)
+	b = append(b, `,"object":"response","created_at":`...)
+	b = strconv.AppendInt(b, time.Now().Unix(), 10)
+	b = append(b, `,"status":"`...)
+	b = append(b, status...)
+	b = append(b, `","model":`...)
+	b = appendJSONString(b, r.model)
+	if a == nil {
+		return append(b, `,"output":[],"usage":null}`...)
+	}
+	b = append(b, `,"output":[`...)
+	if rs := strings.Join(a.reasoning, ""); rs != "" {
+		b = append(b, `{"type":"reasoning","id":"rs_1","summary":[{"type":"summary_text","text":`...)
+		b = appendJSONString(b, rs)
+		b = append(b, `}]},`...)
+	}
+	b = append(b, `{"type":"message","id":"msg_1","status":"completed","role":"assistant","content":[{"type":"output_text","annotations":[],"text":`...)
+	b = appendJSONString(b, a.text)
+	b = append(b, `}]}]`...)
+	if status == "incomplete" {
+		b = append(b, `,"incomplete_details":{"reason":`...)
+		b = appendJSONString(b, a.stop)
+		b = append(b, '}')
+	}
+	b = append(b, `,"usage":`...)
+	b = usageJSON(b, "input_tokens", "output_tokens", "total_tokens", a.usage)
+	return append(b, '}')
+}
+
+func (r *responsesFrames) start(o *sseOut, _ *answer) {
+	r.ev(o, "response.created", func(b []byte) []byte { return r.response(b, "in_progress", nil) })
+	r.ev(o, "response.in_progress", func(b []byte) []byte { return r.response(b, "in_progress", nil) })
+}
+
+func (r *responsesFrames) delta(o *sseOut, typ, s string) {
+	r.ev(o, typ, func(b []byte) []byte {
+		b = append(b, `,"item_id":"msg_1","output_index":0,"content_index":0,"delta":`...)
+		return appendJSONString(b, s)
+	})
+}
+
+func (r *responsesFrames) reasoning(o *sseOut, s string) {
+	r.delta(o, "response.reasoning_summary_text.delta", s)
+}
+func (r *responsesFrames) text(o *sseOut, s string) { r.delta(o, "response.output_text.delta", s) }
+
+func (r *responsesFrames) finish(o *sseOut, a *answer) {
+	r.ev(o, "response.output_text.done", func(b []byte) []byte {
+		b = append(b, `,"item_id":"msg_1","output_index":0,"content_index":0,"text":`...)
+		return appendJSONString(b, a.text)
+	})
+	if a.stop != "" && a.stop != "stop" && a.stop != "completed" {
+		r.ev(o, "response.incomplete", func(b []byte) []byte { return r.response(b, "incomplete", a) })
+		return
+	}
+	r.ev(o, "response.completed", func(b []byte) []byte { return r.response(b, "completed", a) })
+}
+
+func (r *responsesFrames) fail(o *sseOut, msg string) {
+	r.ev(o, "error", func(b []byte) []byte {
+		b = append(b, `,"code":"server_error","message":`...)
+		b = appendJSONString(b, msg)
+		return append(b, `,"param":null`...)
+	})
+}
+
+// ---- Anthropic Messages ----
+
+type anthropicFrames struct {
+	id, model string
+	block     int
+	open      bool
+	kind      string
+	tmp       []byte
+}
+
+func (a *anthropicFrames) raw(o *sseOut, typ string, b []byte) {
+	a.tmp = b
+	o.event(typ, b)
+}
+
+func (a *anthropicFrames) start(o *sseOut, ans *answer) {
+	b := append(a.tmp[:0], `{"type":"message_start","message":{"id":`...)
+	b = appendJSONString(b, a.id)
+	b = append(b, `,"type":"message","role":"assistant","model":`...)
+	b = appendJSONString(b, a.model)
+	b = append(b, `,"content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":`...)
+	b = strconv.AppendInt(b, int64(ans.usage.InputTokens), 10)
+	b = append(b, `,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":1}}}`...)
+	a.raw(o, "message_start", b)
+	a.raw(o, "ping", append(a.tmp[:0], `{"type": "ping"}`...))
+}
+
+func (a *anthropicFrames) openBlock(o *sseOut, kind string) {
+	if a.open && a.kind == kind {
+		return
+	}
+	a.closeBlock(o)
+	b := append(a.tmp[:0], `{"type":"content_block_start","index":`...)
+	b = strconv.AppendInt(b, int64(a.block), 10)
+	if kind == "thinking" {
+		b = append(b, `,"content_block":{"type":"thinking","thinking":""}}`...)
+	} else {
+		b = append(b, `,"content_block":{"type":"text","text":""}}`...)
+	}
+	a.raw(o, "content_block_start", b)
+	a.open, a.kind = true, kind
+}
+
+func (a *anthropicFrames) closeBlock(o *sseOut) {
+	if !a.open {
+		return
+	}
+	b := append(a.tmp[:0], `{"type":"content_block_stop","index":`...)
+	b = strconv.AppendInt(b, int64(a.block), 10)
+	b = append(b, '}')
+	a.raw(o, "content_block_stop", b)
+	a.block++
+	a.open = false
+}
+
+func (a *anthropicFrames) delta(o *sseOut, kind, field, s string) {
+	a.openBlock(o, kind)
+	b := append(a.tmp[:0], `{"type":"content_block_delta","index":`...)
+	b = strconv.AppendInt(b, int64(a.block), 10)
+	b = append(b, `,"delta":{"type":"`...)
+	b = append(b, field...)
+	b = append(b, `_delta","`...)
+	b = append(b, field...)
+	b = append(b, `":`...)
+	b = appendJSONString(b, s)
+	b = append(b, `}}`...)
+	a.raw(o, "content_block_delta", b)
+}
+
+func (a *anthropicFrames) reasoning(o *sseOut, s string) { a.delta(o, "thinking", "thinking", s) }
+func (a *anthropicFrames) text(o *sseOut, s string)      { a.delta(o, "text", "text", s) }
+
+func (a *anthropicFrames) finish(o *sseOut, ans *answer) {
+	a.closeBlock(o)
+	stop := ans.stop
+	if stop == "" {
+		stop = "end_turn"
+	}
+	b := append(a.tmp[:0], `{"type":"message_delta","delta":{"stop_reason":`...)
+	b = appendJSONString(b, stop)
+	b = append(b, `,"stop_sequence":null},"usage":{"output_tokens":`...)
+	b = strconv.AppendInt(b, int64(ans.usage.OutputTokens), 10)
+	b = append(b, `}}`...)
+	a.raw(o, "message_delta", b)
+	a.raw(o, "message_stop", append(a.tmp[:0], `{"type":"message_stop"}`...))
+}
+
+func (a *anthropicFrames) fail(o *sseOut, msg string) {
+	b := append(a.tmp[:0], `{"type":"error","error":{"type":"overloaded_error","message":`...)
+	b = appendJSONString(b, msg)
+	b = append(b, `}}`...)
+	a.raw(o, "error", b)
+}
+
+// ---- Gemini ----
+
+type geminiFrames struct {
+	model string
+	tmp   []byte
+}
+
+func (g *geminiFrames) chunk(s string, thought bool, finish string, u *llm.Usage) []byte {
+	b := append(g.tmp[:0], `{"candidates":[{"content":{"parts":[{"text":`...)
+	b = appendJSONString(b, s)
+	if thought {
+		b = append(b, `,"thought":true`...)
+	}
+	b = append(b, `}],"role":"model"}`...)
+	if finish != "" {
+		b = append(b, `,"finishReason":`...)
+		b = appendJSONString(b, finish)
+	}
+	b = append(b, `,"index":0}]`...)
+	if u != nil {
+		b = append(b, `,"usageMetadata":{"promptTokenCount":`...)
+		b = strconv.AppendInt(b, int64(u.InputTokens), 10)
+		b = append(b, `,"candidatesTokenCount":`...)
+		b = strconv.AppendInt(b, int64(u.OutputTokens), 10)
+		b = append(b, `,"totalTokenCount":`...)
+		b = strconv.AppendInt(b, int64(u.Total()), 10)
+		b = append(b, '}')
+	}
+	b = append(b, `,"modelVersion":`...)
+	b = appendJSONString(b, g.model)
+	b = append(b, `,"responseId":"fake"}`...)
+	g.tmp = b
+	return b
+}
+
+func (g *geminiFrames) start(*sseOut, *answer)        {}
+func (g *geminiFrames) reasoning(o *sseOut, s string) { o.event("", g.chunk(s, true, "", nil)) }
+func (g *geminiFrames) text(o *sseOut, s string)      { o.event("", g.chunk(s, false, "", nil)) }
+
+func (g *geminiFrames) finish(o *sseOut, a *answer) {
+	stop := a.stop
+	if stop == "" {
+		stop = "STOP"
+	}
+	o.event("", g.chunk("", false, stop, &a.usage))
+}
+
+func (g *geminiFrames) fail(o *sseOut, msg string) {
+	b := append(g.tmp[:0], `{"error":{"code":500,"message":`...)
+	b = appendJSONString(b, msg)
+	b = append(b, `,"status":"INTERNAL"}}`...)
+	g.tmp = b
+	o.event("", b)
+}
+
+func (s *Server) writeGeminiArray(w http.ResponseWriter, p Prompt, a answer) {
+	g := &geminiFrames{model: p.Model}
+	var b []byte
+	b = append(b, '[')
+	for _, c := range a.reasoning {
+		b = append(b, g.chunk(c, true, "", nil)...)
+		b = append(b, ',')
+	}
+	for _, c := range a.chunks {
+		b = append(b, g.chunk(c, false, "", nil)...)
+		b = append(b, ',')
+	}
+	stop := a.stop
+	if stop == "" {
+		stop = "STOP"
+	}
+	b = append(b, g.chunk("", false, stop, &a.usage)...)
+	b = append(b, ']')
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(b)
+}
+
+// writeWhole answers a non-streaming call.
+func (s *Server) writeWhole(ctx context.Context, w http.ResponseWriter, f llm.Format, p Prompt, a answer, end func()) {
+	if a.ttft > 0 && !s.sleepUntil(ctx, time.Now().Add(a.ttft)) {
+		return
+	}
+	reasoning := strings.Join(a.reasoning, "")
+	u := a.usage
+	var v any
+	switch f {
+	case llm.FormatResponses:
+		r := &responsesFrames{id: "resp_whole", model: p.Model}
+		status := "completed"
+		if a.stop != "" && a.stop != "stop" && a.stop != "completed" {
+			status = "incomplete"
+		}
+		b := r.response([]byte(`{"x":0`), status, &a)
+		// r.response renders `,"response":{...}`; unwrap it.
+		var wrap struct {
+			Response json.RawMessage `json:"response"`
+		}
+		_ = json.Unmarshal(append(b, '}'), &wrap)
+		end()
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(wrap.Response)
+		return
+	case llm.FormatAnthropic:
+		content := []map[string]any{}
+		if reasoning != "" {
+			content = append(content, map[string]any{"type": "thinking", "thinking": reasoning, "signature": "fake"})
+		}
+		content = append(content, map[string]any{"type": "text", "text": a.text})
+		stop := a.stop
+		if stop == "" {
+			stop = "end_turn"
+		}
+		v = map[string]any{"id": "msg_whole", "type": "message", "role": "assistant", "model": p.Model, "content": content,
+			"stop_reason": stop, "stop_sequence": nil, "usage": map[string]any{"input_tokens": u.InputTokens, "output_tokens": u.OutputTokens}}
+	case llm.FormatGemini:
+		parts := []map[string]any{}
+		if reasoning != "" {
+			parts = append(parts, map[string]any{"text": reasoning, "thought": true})
+		}
+		parts = append(parts, map[string]any{"text": a.text})
+		stop := a.stop
+		if stop == "" {
+			stop = "STOP"
+		}
+		v = map[string]any{"candidates": []any{map[string]any{"content": map[string]any{"parts": parts, "role": "model"}, "finishReason": stop, "index": 0}},
+			"usageMetadata": map[string]any{"promptTokenCount": u.InputTokens, "candidatesTokenCount": u.OutputTokens, "totalTokenCount": u.Total()},
+			"modelVersion":  p.Model}
+	default:
+		msg := map[string]any{"role": "assistant", "content": a.text}
+		if reasoning != "" {
+			msg["reasoning_content"] = reasoning
+		}
+		stop := a.stop
+		if stop == "" {
+			stop = "stop"
+		}
+		v = map[string]any{"id": "chatcmpl-whole", "object": "chat.completion", "created": time.Now().Unix(), "model": p.Model,
+			"choices": []any{map[string]any{"index": 0, "message": msg, "finish_reason": stop}},
+			"usage":   map[string]any{"prompt_tokens": u.InputTokens, "completion_tokens": u.OutputTokens, "total_tokens": u.Total()}}
+	}
+	b, _ := json.Marshal(v)
+	end()
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(b)
+}

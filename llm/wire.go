@@ -1,0 +1,173 @@
+package llm
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/cometbot/cometbot/llm/sse"
+)
+
+// wire is one gateway wire format: how to address, authenticate and encode a
+// request, and how to decode its streamed or whole answer. The shared core
+// (retries, watchdog, concurrency, SSE) lives in client.go.
+type wire interface {
+	url(c *Client, model string, stream bool) string
+	auth(h http.Header, key string)
+	encode(req *Request, stream bool, drop paramSet) ([]byte, error)
+	// streamEvent handles one SSE event; done reports the end of the answer.
+	streamEvent(st *streamState, ev sse.Event) (done bool, err error)
+	// streamEnd is called when the body ends without done.
+	streamEnd(st *streamState) error
+	// decodeBody decodes a whole (non-streaming) answer into st.bodyText,
+	// st.bodyReasoning and st.resp.
+	decodeBody(st *streamState, b []byte) error
+}
+
+func wireFor(f Format) wire {
+	switch f {
+	case FormatResponses:
+		return responsesWire{}
+	case FormatAnthropic:
+		return anthropicWire{}
+	case FormatGemini:
+		return geminiWire{}
+	}
+	return chatWire{}
+}
+
+func bearer(h http.Header, key string) {
+	if key != "" {
+		h.Set("Authorization", "Bearer "+key)
+	}
+}
+
+// sticky is a JSON string field that keeps its previous value (and so
+// allocates nothing) when the new value is the same, which is the common case
+// for ids, model names and event types repeated in every stream chunk.
+type sticky string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (s *sticky) UnmarshalJSON(b []byte) error {
+	if len(b) >= 2 && b[0] == '"' && bytes.IndexByte(b[1:len(b)-1], '\\') < 0 {
+		if string(b[1:len(b)-1]) != string(*s) {
+			*s = sticky(b[1 : len(b)-1])
+		}
+		return nil
+	}
+	if string(b) == "null" {
+		*s = ""
+		return nil
+	}
+	var v string
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*s = sticky(v)
+	return nil
+}
+
+// turns returns the conversation without empty messages. When merge is set,
+// consecutive messages of the same role are joined (Anthropic and Gemini want
+// strictly alternating roles) and a conversation that starts with the
+// assistant gets a placeholder user turn first.
+func turns(msgs []Message, merge bool) []Message {
+	out := make([]Message, 0, len(msgs))
+	for _, m := range msgs {
+		if strings.TrimSpace(m.Content) == "" && (len(m.Images) == 0 || m.Role == RoleAssistant) {
+			continue
+		}
+		role := m.Role
+		if role != RoleAssistant {
+			role = RoleUser
+		}
+		m.Role = role
+		if merge && len(out) > 0 && out[len(out)-1].Role == role {
+			last := &out[len(out)-1]
+			if m.Content != "" {
+				if last.Content != "" {
+					last.Content += "\n\n"
+				}
+				last.Content += m.Content
+			}
+			if len(m.Images) > 0 {
+				last.Images = append(append([]Image(nil), last.Images...), m.Images...)
+			}
+			continue
+		}
+		out = append(out, m)
+	}
+	if merge && len(out) > 0 && out[0].Role == RoleAssistant {
+		out = append([]Message{{Role: RoleUser, Content: "(conversation continues)"}}, out...)
+	}
+	return out
+}
+
+// dataURL returns the image as a URL: its own URL or a base64 data: URL.
+func (im Image) dataURL() string {
+	if im.URL != "" {
+		return im.URL
+	}
+	return "data:" + im.mime() + ";base64," + base64.StdEncoding.EncodeToString(im.Data)
+}
+
+func (im Image) mime() string {
+	if im.MIMEType != "" {
+		return im.MIMEType
+	}
+	if len(im.Data) > 0 {
+		if ct := http.DetectContentType(im.Data); strings.HasPrefix(ct, "image/") {
+			return ct
+		}
+	}
+	return "image/jpeg"
+}
+
+func isDone(data []byte) bool {
+	return bytes.Equal(bytes.TrimSpace(data), []byte("[DONE]"))
+}
+
+// hasErrorKey is a cheap pre-check before decoding an error object.
+func hasErrorKey(data []byte) bool {
+	return bytes.Contains(data, []byte(`"error"`))
+}
+
+// maybeBodyError returns the gateway error carried by a 200 JSON body or
+// stream chunk, or nil.
+func (st *streamState) maybeBodyError(data []byte) error {
+	if !hasErrorKey(data) {
+		return nil
+	}
+	var probe struct {
+		Error json.RawMessage `json:"error"`
+		Type  string          `json:"type"`
+	}
+	if json.Unmarshal(data, &probe) != nil {
+		return nil
+	}
+	if (len(probe.Error) == 0 || string(probe.Error) == "null") && probe.Type != "error" {
+		return nil
+	}
+	pe, ok := parseErrorJSON(data)
+	if !ok {
+		return nil
+	}
+	e := st.c.classifyStreamError(pe)
+	if e.RequestID == "" {
+		e.RequestID = st.reqID
+	}
+	return e
+}
+
+func errBrokenStream(st *streamState) error {
+	if st.events == 0 {
+		return &Error{Kind: KindServer, Message: "the gateway sent an empty stream", RequestID: st.reqID}
+	}
+	return &Error{Kind: KindServer, Message: "the stream ended before the answer was complete", RequestID: st.reqID}
+}
+
+func errBadJSON(st *streamState, err error) error {
+	return &Error{Kind: KindServer, Message: "undecodable data from the gateway: " + err.Error(), RequestID: st.reqID, err: err}
+}
