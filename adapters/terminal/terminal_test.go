@@ -1,0 +1,36 @@
+package terminal
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/cometbot/cometbot/bot/bottest"
+	"github.com/cometbot/cometbot/llm/llmtest"
+)
+
+func TestChatThroughEngine(t *testing.T) {
+	h := bottest.New(t, bottest.Options{Gateway: llmtest.Options{Echo: true}})
+	in := strings.NewReader("first question\n\n/model\nsecond question\n/reset\nthird\n")
+	var out bytes.Buffer
+	if err := Run(context.Background(), h.Engine, Config{In: in, Out: &out}); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	for _, want := range []string{"first question", "Model here: `gpt-4o-mini`", "second question", "Started a new conversation"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q:\n%s", want, text)
+		}
+	}
+	ps := h.Prompts()
+	if len(ps) != 3 {
+		t.Fatalf("%d model calls, want 3", len(ps))
+	}
+	if n := len(ps[1].Messages); n != 3 {
+		t.Errorf("second turn carried %d messages, want 3", n)
+	}
+	if n := len(ps[2].Messages); n != 1 {
+		t.Errorf("turn after /reset carried %d messages, want 1", n)
+	}
+}
