@@ -1,0 +1,455 @@
+package slack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/slackevents"
+	"github.com/slack-go/slack/socketmode"
+
+	"github.com/cometbot/cometbot/bot"
+)
+
+// runSocketMode runs the Socket Mode client and its event loop until ctx ends.
+func (a *Adapter) runSocketMode(ctx context.Context) error {
+	smc := socketmode.New(a.api,
+		socketmode.OptionPingInterval(a.cfg.SocketPingTimeout),
+		socketmode.OptionLog(slogOutput{a.log}),
+	)
+	runErr := make(chan error, 1)
+	go func() { runErr <- smc.RunContext(ctx) }()
+	for {
+		select {
+		case <-ctx.Done():
+			<-runErr
+			return nil
+		case err := <-runErr:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("slack: socket mode: %w (check SLACK_APP_TOKEN and that Socket Mode is enabled)", err)
+		case evt := <-smc.Events:
+			a.handleSocketEvent(ctx, smc, evt)
+		}
+	}
+}
+
+func (a *Adapter) handleSocketEvent(ctx context.Context, smc *socketmode.Client, evt socketmode.Event) {
+	switch evt.Type {
+	case socketmode.EventTypeConnecting:
+		a.ready.Store(false)
+		a.log.Debug("slack: socket mode connecting")
+	case socketmode.EventTypeConnectionError:
+		a.ready.Store(false)
+		if ce, ok := evt.Data.(*slack.ConnectionErrorEvent); ok {
+			a.log.Warn("slack: socket mode connection failed", "attempt", ce.Attempt, "backoff", ce.Backoff, "err", ce.ErrorObj)
+		}
+	case socketmode.EventTypeInvalidAuth:
+		a.log.Error("slack: socket mode refused the app-level token (SLACK_APP_TOKEN)")
+	case socketmode.EventTypeConnected:
+		a.log.Debug("slack: socket mode websocket open")
+	case socketmode.EventTypeHello:
+		if !a.ready.Swap(true) {
+			a.log.Info("slack: connected (Socket Mode)")
+		}
+	case socketmode.EventTypeDisconnect:
+		a.ready.Store(false)
+	case socketmode.EventTypeIncomingError, socketmode.EventTypeErrorBadMessage, socketmode.EventTypeErrorWriteFailed:
+		a.log.Warn("slack: socket mode problem", "type", evt.Type)
+	case socketmode.EventTypeEventsAPI:
+		a.ack(ctx, smc, evt.Request, nil)
+		ev, ok := evt.Data.(slackevents.EventsAPIEvent)
+		if !ok {
+			return
+		}
+		retry := 0
+		if evt.Request != nil {
+			retry = evt.Request.RetryAttempt
+		}
+		a.dispatchEvent(ctx, ev, retry)
+	case socketmode.EventTypeSlashCommand:
+		sc, ok := evt.Data.(slack.SlashCommand)
+		if !ok {
+			a.ack(ctx, smc, evt.Request, nil)
+			return
+		}
+		payload, follow := a.slashCommand(ctx, sc)
+		a.ack(ctx, smc, evt.Request, payload)
+		a.goBackground(ctx, follow)
+	case socketmode.EventTypeInteractive:
+		cb, ok := evt.Data.(slack.InteractionCallback)
+		if !ok {
+			a.ack(ctx, smc, evt.Request, nil)
+			return
+		}
+		payload, follow := a.interaction(ctx, cb)
+		a.ack(ctx, smc, evt.Request, payload)
+		a.goBackground(ctx, follow)
+	}
+}
+
+// ack acknowledges an envelope within Slack's 3-second window.
+func (a *Adapter) ack(ctx context.Context, smc *socketmode.Client, req *socketmode.Request, payload any) {
+	if req == nil || req.EnvelopeID == "" {
+		return
+	}
+	actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := smc.AckCtx(actx, req.EnvelopeID, payload); err != nil {
+		a.log.Warn("slack: ack failed", "envelope", req.EnvelopeID, "err", err)
+		if payload != nil {
+			// Too large or refused: acknowledge without payload at least.
+			_ = smc.AckCtx(actx, req.EnvelopeID, nil)
+		}
+	}
+}
+
+// incoming is a message-like event before normalization.
+type incoming struct {
+	team         string
+	eventID      string
+	kind         string // "app_mention" or "message"
+	channel      string
+	channelType  string
+	user         string
+	botID        string
+	subtype      string
+	text         string
+	ts           string
+	threadTS     string
+	parentUserID string
+	files        []slack.File
+	retry        int
+}
+
+// ignoredSubtypes are message subtypes that are not new user messages.
+func acceptedSubtype(st string) bool {
+	switch st {
+	case "", "thread_broadcast", "file_share", "me_message":
+		return true
+	}
+	return false
+}
+
+// dispatchEvent queues an Events API event for processing; events of one
+// channel are processed in order.
+func (a *Adapter) dispatchEvent(ctx context.Context, ev slackevents.EventsAPIEvent, retry int) {
+	if ev.Type != slackevents.CallbackEvent {
+		return
+	}
+	in := incoming{team: ev.TeamID, retry: retry}
+	if cb, ok := ev.Data.(*slackevents.EventsAPICallbackEvent); ok {
+		in.eventID = cb.EventID
+	}
+	switch e := ev.InnerEvent.Data.(type) {
+	case *slackevents.AppMentionEvent:
+		in.kind = "app_mention"
+		in.channel, in.user, in.botID, in.text = e.Channel, e.User, e.BotID, e.Text
+		in.ts, in.threadTS, in.files = e.TimeStamp, e.ThreadTimeStamp, e.Files
+		if e.Edited != nil {
+			return // a mention added by editing: not a new message
+		}
+	case *slackevents.MessageEvent:
+		in.kind = "message"
+		in.channel, in.channelType, in.user, in.botID = e.Channel, e.ChannelType, e.User, e.BotID
+		in.subtype, in.text, in.ts, in.threadTS = e.SubType, e.Text, e.TimeStamp, e.ThreadTimeStamp
+		if e.Message != nil {
+			in.files = e.Message.Files
+			in.parentUserID = e.Message.ParentUserId
+			if in.botID == "" {
+				in.botID = e.Message.BotID
+			}
+		}
+	default:
+		return
+	}
+	if !acceptedSubtype(in.subtype) || in.botID != "" || in.user == "" || in.channel == "" || in.ts == "" {
+		return // edits, deletions, joins, bot messages
+	}
+	a.serial.Do(in.channel, func() { a.processIncoming(ctx, in) })
+}
+
+// processIncoming normalizes one message and hands it to the engine.
+func (a *Adapter) processIncoming(ctx context.Context, in incoming) {
+	if ctx.Err() != nil {
+		return
+	}
+	id, err := a.identity(ctx)
+	if err != nil {
+		a.log.Warn("slack: cannot identify the bot (auth.test)", "err", err)
+		return
+	}
+	if in.user == id.userID {
+		return
+	}
+	if in.team == "" {
+		in.team = id.teamID
+	}
+	dm := in.channelType == "im" || (in.channelType == "" && strings.HasPrefix(in.channel, "D"))
+	mentioned := in.kind == "app_mention" || mentionsUser(in.text, id.userID)
+	thread := in.threadTS
+	if !dm {
+		if !mentioned {
+			if thread == "" || a.cfg.MentionRequiredInThreads {
+				return // channel chatter not addressed to the bot
+			}
+		}
+		if thread == "" {
+			thread = in.ts // answer in a thread under the mention
+		}
+	}
+	key := "slack:" + in.team + ":" + in.channel + ":" + in.ts
+	text := a.resolveText(ctx, in.text, id.userID)
+	author := a.users.get(ctx, a.api, in.user)
+	out := &output{a: a, team: in.team, channel: in.channel, thread: thread, user: in.user, dm: dm}
+
+	if name, args, ok := a.textCommand(text); ok && (dm || mentioned) {
+		if !a.handled.Add(key) {
+			return
+		}
+		a.runTextCommand(ctx, out, bot.Command{
+			Name: name, Args: args, Platform: Platform, Workspace: in.team, Channel: in.channel,
+			Thread: thread, DM: dm, User: bot.User{ID: in.user, Name: author.name, IsBot: author.isBot},
+		})
+		return
+	}
+
+	msg := bot.Message{
+		Platform:     Platform,
+		Workspace:    in.team,
+		Channel:      in.channel,
+		Thread:       thread,
+		ID:           in.ts,
+		EventID:      key,
+		Author:       bot.User{ID: in.user, Name: author.name, IsBot: author.isBot},
+		Mentioned:    mentioned,
+		DM:           dm,
+		ContinuesBot: in.parentUserID != "" && in.parentUserID == id.userID,
+		Text:         text,
+		Attachments:  attachments(in.files),
+		Time:         tsTime(in.ts),
+	}
+	err = a.engine.HandleMessage(ctx, msg, out)
+	switch {
+	case err == nil:
+		a.log.Debug("slack: message accepted", "channel", in.channel, "ts", in.ts, "thread", thread, "retry", in.retry)
+	case errors.Is(err, bot.ErrIgnored), errors.Is(err, bot.ErrDuplicate), errors.Is(err, bot.ErrShuttingDown):
+		a.log.Debug("slack: message not answered", "channel", in.channel, "ts", in.ts, "reason", err)
+	default:
+		a.log.Warn("slack: engine refused message", "channel", in.channel, "ts", in.ts, "err", err)
+	}
+}
+
+func mentionsUser(text, userID string) bool {
+	return userID != "" && (strings.Contains(text, "<@"+userID+">") || strings.Contains(text, "<@"+userID+"|"))
+}
+
+func attachments(files []slack.File) []bot.Attachment {
+	var out []bot.Attachment
+	for _, f := range files {
+		out = append(out, bot.Attachment{Name: f.Name, MIMEType: f.Mimetype, URL: f.URLPrivate, Size: int64(f.Size)})
+	}
+	return out
+}
+
+// tsTime converts a Slack ts ("1700000000.000100") to a time.
+func tsTime(ts string) time.Time {
+	sec, frac, _ := strings.Cut(ts, ".")
+	s, err := strconv.ParseInt(sec, 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	var us int64
+	if frac != "" {
+		frac = (frac + "000000")[:6]
+		us, _ = strconv.ParseInt(frac, 10, 64)
+	}
+	return time.Unix(s, us*1000)
+}
+
+var reSlackToken = regexp.MustCompile(`<([^<>\n]+)>`)
+
+// resolveText turns Slack message markup into plain text for the model: the
+// bot's own mention is removed, user mentions become @display names, channel
+// links #names, links "label (url)", and entities are unescaped.
+func (a *Adapter) resolveText(ctx context.Context, text, botUserID string) string {
+	text = reSlackToken.ReplaceAllStringFunc(text, func(tok string) string {
+		inner := tok[1 : len(tok)-1]
+		target, label, hasLabel := strings.Cut(inner, "|")
+		switch {
+		case strings.HasPrefix(target, "@"):
+			uid := target[1:]
+			if uid == botUserID {
+				return ""
+			}
+			if hasLabel && label != "" {
+				return "@" + strings.TrimPrefix(label, "@")
+			}
+			return "@" + a.users.get(ctx, a.api, uid).name
+		case strings.HasPrefix(target, "#"):
+			if hasLabel && label != "" {
+				return "#" + label
+			}
+			return target
+		case strings.HasPrefix(target, "!"):
+			special := target[1:]
+			switch {
+			case special == "here" || special == "channel" || special == "everyone":
+				return "@" + special
+			case hasLabel && label != "":
+				return label
+			default:
+				name, _, _ := strings.Cut(special, "^")
+				return "@" + name
+			}
+		default:
+			if hasLabel && label != "" && label != target {
+				return label + " (" + target + ")"
+			}
+			return target
+		}
+	})
+	text = strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&").Replace(text)
+	lines := strings.Split(text, "\n")
+	for i, l := range lines {
+		lines[i] = strings.Join(strings.FieldsFunc(l, func(r rune) bool { return r == ' ' || r == '\t' }), " ")
+	}
+	return strings.TrimSpace(strings.Join(lines, "\n"))
+}
+
+// ---- users ----
+
+type userInfo struct {
+	name    string
+	isBot   bool
+	expires time.Time
+}
+
+// userCache caches users.info lookups.
+type userCache struct {
+	ttl time.Duration
+	max int
+	mu  sync.Mutex
+	m   map[string]userInfo
+}
+
+func newUserCache(ttl time.Duration, maxEntries int) *userCache {
+	return &userCache{ttl: ttl, max: maxEntries, m: map[string]userInfo{}}
+}
+
+// get returns a user's display name (falling back to the id when Slack
+// cannot tell) and whether the user is a bot.
+func (c *userCache) get(ctx context.Context, api *slack.Client, id string) userInfo {
+	now := time.Now()
+	c.mu.Lock()
+	if u, ok := c.m[id]; ok && now.Before(u.expires) {
+		c.mu.Unlock()
+		return u
+	}
+	c.mu.Unlock()
+	u := userInfo{name: id, expires: now.Add(5 * time.Minute)}
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if info, err := api.GetUserInfoContext(lctx, id, slack.GetUserInfoOptionIncludeLocale(false)); err == nil {
+		u.isBot = info.IsBot
+		u.expires = now.Add(c.ttl)
+		for _, n := range []string{info.Profile.DisplayName, info.Profile.RealName, info.RealName, info.Name} {
+			if strings.TrimSpace(n) != "" {
+				u.name = strings.TrimSpace(n)
+				break
+			}
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= c.max {
+		for k, v := range c.m {
+			if now.After(v.expires) || len(c.m) >= c.max {
+				delete(c.m, k)
+			}
+		}
+	}
+	c.m[id] = u
+	return u
+}
+
+// ---- serial queue ----
+
+// serialQueue runs functions one at a time per key (a channel), in order,
+// on goroutines tracked by wg that exit when their key's queue is empty.
+type serialQueue struct {
+	wg *sync.WaitGroup
+	mu sync.Mutex
+	q  map[string][]func()
+}
+
+func newSerialQueue(wg *sync.WaitGroup) *serialQueue {
+	return &serialQueue{wg: wg, q: map[string][]func(){}}
+}
+
+// Do queues fn behind earlier functions of the same key.
+func (s *serialQueue) Do(key string, fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, running := s.q[key]
+	s.q[key] = append(q, fn)
+	if !running {
+		s.wg.Add(1)
+		go s.run(key)
+	}
+}
+
+func (s *serialQueue) run(key string) {
+	defer s.wg.Done()
+	for {
+		s.mu.Lock()
+		q := s.q[key]
+		if len(q) == 0 {
+			delete(s.q, key)
+			s.mu.Unlock()
+			return
+		}
+		fn := q[0]
+		s.q[key] = q[1:]
+		s.mu.Unlock()
+		fn()
+	}
+}
+
+// ---- recent set ----
+
+// recentSet remembers the last n keys.
+type recentSet struct {
+	mu   sync.Mutex
+	n    int
+	set  map[string]struct{}
+	ring []string
+	pos  int
+}
+
+func newRecentSet(n int) *recentSet {
+	return &recentSet{n: n, set: map[string]struct{}{}, ring: make([]string, n)}
+}
+
+// Add records key and reports whether it was new.
+func (r *recentSet) Add(key string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.set[key]; ok {
+		return false
+	}
+	if old := r.ring[r.pos]; old != "" {
+		delete(r.set, old)
+	}
+	r.ring[r.pos] = key
+	r.pos = (r.pos + 1) % r.n
+	r.set[key] = struct{}{}
+	return true
+}

@@ -1,0 +1,139 @@
+package slack
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/slackevents"
+)
+
+// maxRequestBytes bounds the body of a Slack request.
+const maxRequestBytes = 1 << 20
+
+// HTTPHandler serves the HTTP Events API: POST /slack/events,
+// /slack/commands and /slack/interactivity. Every request's signature is
+// verified (and stale timestamps rejected) before anything else happens;
+// events are acknowledged at once and processed in the background, which
+// needs Run to be running.
+func (a *Adapter) HTTPHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /slack/events", a.serveEvents)
+	mux.HandleFunc("POST /slack/commands", a.serveCommands)
+	mux.HandleFunc("POST /slack/interactivity", a.serveInteractivity)
+	return mux
+}
+
+// verify reads the body and checks Slack's signature. On failure it answers
+// 401 and returns false.
+func (a *Adapter) verify(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBytes))
+	if err != nil {
+		http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
+		return nil, false
+	}
+	if a.cfg.SigningSecret == "" {
+		a.log.Warn("slack: HTTP request refused: no signing secret configured (SLACK_SIGNING_SECRET)")
+		http.Error(w, "signature verification not configured", http.StatusUnauthorized)
+		return nil, false
+	}
+	sv, err := slack.NewSecretsVerifier(r.Header, a.cfg.SigningSecret)
+	if err == nil {
+		_, _ = sv.Write(body)
+		err = sv.Ensure()
+	}
+	if err != nil {
+		a.log.Warn("slack: HTTP request with bad or stale signature refused", "path", r.URL.Path, "err", err)
+		http.Error(w, "invalid signature", http.StatusUnauthorized)
+		return nil, false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return body, true
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (a *Adapter) serveEvents(w http.ResponseWriter, r *http.Request) {
+	body, ok := a.verify(w, r)
+	if !ok {
+		return
+	}
+	ev, err := slackevents.ParseEvent(json.RawMessage(body), slackevents.OptionNoVerifyToken())
+	if err != nil {
+		// Unknown inner event types are not ours to handle; acknowledge so
+		// that Slack does not redeliver them.
+		a.log.Debug("slack: unparsed event acknowledged", "err", err)
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	switch ev.Type {
+	case slackevents.URLVerification:
+		uv, ok := ev.Data.(*slackevents.EventsAPIURLVerificationEvent)
+		if !ok {
+			http.Error(w, "bad url_verification", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte(uv.Challenge))
+	case slackevents.CallbackEvent:
+		ctx := a.runContext()
+		if ctx == nil {
+			http.Error(w, "not running", http.StatusServiceUnavailable)
+			return
+		}
+		if retry := r.Header.Get("X-Slack-Retry-Num"); retry != "" {
+			a.log.Debug("slack: event redelivered", "retry", retry, "reason", r.Header.Get("X-Slack-Retry-Reason"))
+		}
+		a.dispatchEvent(ctx, ev, 0)
+		w.WriteHeader(http.StatusOK)
+	default:
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
+func (a *Adapter) serveCommands(w http.ResponseWriter, r *http.Request) {
+	if _, ok := a.verify(w, r); !ok {
+		return
+	}
+	ctx := a.runContext()
+	if ctx == nil {
+		http.Error(w, "not running", http.StatusServiceUnavailable)
+		return
+	}
+	sc, err := slack.SlashCommandParse(r)
+	if err != nil {
+		http.Error(w, "bad slash command", http.StatusBadRequest)
+		return
+	}
+	payload, follow := a.slashCommand(r.Context(), sc)
+	a.goBackground(ctx, follow)
+	writeJSON(w, payload)
+}
+
+func (a *Adapter) serveInteractivity(w http.ResponseWriter, r *http.Request) {
+	if _, ok := a.verify(w, r); !ok {
+		return
+	}
+	ctx := a.runContext()
+	if ctx == nil {
+		http.Error(w, "not running", http.StatusServiceUnavailable)
+		return
+	}
+	cb, err := slack.InteractionCallbackParse(r)
+	if err != nil {
+		http.Error(w, "bad interaction payload", http.StatusBadRequest)
+		return
+	}
+	payload, follow := a.interaction(r.Context(), cb)
+	a.goBackground(ctx, follow)
+	if payload == nil {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	writeJSON(w, payload)
+}
