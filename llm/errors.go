@@ -411,7 +411,9 @@ func (c *Client) classifyHTTP(resp *http.Response, body []byte) *Error {
 	e.RequestID = requestIDFrom(resp.Header, pe.Message)
 	e.RetryAfter = parseRetryAfter(resp.Header, time.Now())
 	s := resp.StatusCode
-	html := !hasJSON && isHTML(ct, body)
+	// An HTML page below 500 means the base URL points at a web site; an
+	// HTML 5xx is usually a proxy's (Cloudflare's) error page: transient.
+	html := !hasJSON && isHTML(ct, body) && s < 500
 	lowMsg := strings.ToLower(pe.Message + " " + pe.Code + " " + pe.Type)
 	switch {
 	case s >= 300 && s < 400:
