@@ -378,12 +378,3 @@ func (c *Config) RequireKey() error {
 	}
 	return nil
 }
-
-// Logger builds the process logger from COMETBOT_LOG_FORMAT and COMETBOT_LOG_LEVEL.
-func (c *Config) Logger(w *os.File) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: c.LogLevel}
-	if c.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
-}

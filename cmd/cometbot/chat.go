@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/cometbot/cometbot/adapters/terminal"
+	"github.com/cometbot/cometbot/internal/config"
+)
+
+func cmdChat(ctx context.Context, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	// Logs go to stderr at warn level unless asked otherwise, so the
+	// conversation on stdout stays clean.
+	if getenv("COMETBOT_LOG_LEVEL") == "" {
+		cfg.LogLevel = slog.LevelWarn
+	}
+	log := newLogger(cfg, stderr)
+	if err := cfg.RequireKey(); err != nil {
+		return usageErr(err)
+	}
+	c, err := openCore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer c.shutdown(cfg.ShutdownTimeout())
+
+	// Refresh the catalog in the background; commands use the cached copy meanwhile.
+	catCtx, stopCatalog := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { stopCatalog(); wg.Wait() }()
+	wg.Go(func() {
+		rctx, cancel := context.WithTimeout(catCtx, 15*time.Second)
+		defer cancel()
+		if err := c.catalog.Refresh(rctx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Warn("model catalog refresh failed; using the cached copy", "err", err)
+		}
+	})
+
+	prompt := ""
+	if isTerminal(stdin) {
+		prompt = "you> "
+		fmt.Fprintf(stdout, "cometbot %s — chatting with %s. Commands: /model, /system, /reset, /usage, /help; /quit or Ctrl-D to leave.\n", version, cfg.Model())
+	}
+	user := getenv("USER")
+	return terminal.Run(ctx, c.engine, terminal.Config{In: stdin, Out: stdout, User: user, Prompt: prompt})
+}
+
+// isTerminal reports whether r is an interactive terminal.
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

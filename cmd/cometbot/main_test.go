@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"debug/elf"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cometbot/cometbot/llm/llmtest"
+)
+
+// binary is the cometbot binary built once for the subprocess tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "cometbot-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "cometbot")
+	build := exec.Command("go", "build", "-trimpath", "-o", binary, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		os.Stderr.Write(out)
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// chat runs `cometbot chat` as a subprocess with input and returns stdout.
+func chat(t *testing.T, env []string, input string) (string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "chat")
+	cmd.Env = env
+	cmd.Stdin = strings.NewReader(input)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("cometbot chat: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	return stdout.String(), stderr.String()
+}
+
+func TestChatSubprocessPersistsAcrossRestart(t *testing.T) {
+	gw := llmtest.New(t, llmtest.Options{Echo: true, APIKey: "sk-test-key"})
+	env := []string{
+		"COMETAPI_KEY=sk-test-key", "COMETAPI_BASE_URL=" + gw.URL(),
+		"COMETBOT_DB=" + filepath.Join(t.TempDir(), "data", "bot.db"), "USER=alice", "HOME=" + t.TempDir(),
+	}
+	out, _ := chat(t, env, "my name is Alice\nwhat is my name?\n")
+	if !strings.Contains(out, "my name is Alice") {
+		t.Errorf("first answer missing from output:\n%s", out)
+	}
+	prompts := modelPrompts(t, gw)
+	if len(prompts) != 2 {
+		t.Fatalf("%d model calls, want 2", len(prompts))
+	}
+	if got := prompts[1].Messages; len(got) != 3 || got[0].Content != "my name is Alice" {
+		t.Fatalf("second turn did not carry the first: %+v", got)
+	}
+	// Restart: a new process, same database.
+	chat(t, env, "and again?\n")
+	prompts = modelPrompts(t, gw)
+	if got := prompts[2].Messages; len(got) != 5 || got[0].Content != "my name is Alice" || got[4].Content != "and again?" {
+		t.Fatalf("after restart the third turn carries %d messages: %+v", len(got), got)
+	}
+}
+
+func modelPrompts(t *testing.T, gw *llmtest.Server) []llmtest.Prompt {
+	t.Helper()
+	var out []llmtest.Prompt
+	for _, r := range gw.Requests() {
+		if r.Format == "" {
+			continue
+		}
+		out = append(out, r.MustDecode())
+	}
+	return out
+}
+
+func TestChatErrorsNeverLeakTheKey(t *testing.T) {
+	const key = "sk-super-secret-value"
+	gw := llmtest.New(t, llmtest.Options{APIKey: "another-key"})
+	env := []string{"COMETAPI_KEY=" + key, "COMETAPI_BASE_URL=" + gw.URL(), "COMETBOT_LOG_LEVEL=debug",
+		"COMETBOT_DB=" + filepath.Join(t.TempDir(), "bot.db")}
+	out, errOut := chat(t, env, "hello\n")
+	if !strings.Contains(out, "gateway key is missing or wrong") {
+		t.Errorf("user should be told the key is wrong; got:\n%s", out)
+	}
+	if strings.Contains(out+errOut, key) {
+		t.Fatalf("the key leaked:\nstdout:%s\nstderr:%s", out, errOut)
+	}
+}
+
+func TestRunWithoutPlatformExplains(t *testing.T) {
+	var stderr bytes.Buffer
+	env := map[string]string{"COMETAPI_KEY": "k"}
+	code := run(context.Background(), []string{"run"}, nil, &bytes.Buffer{}, &stderr, func(k string) string { return env[k] })
+	if code != 2 {
+		t.Fatalf("exit %d, want 2", code)
+	}
+	for _, want := range []string{"SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "DISCORD_BOT_TOKEN", "cometbot chat"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("message lacks %s:\n%s", want, stderr.String())
+		}
+	}
+}
+
+func TestVersionAndUnknownCommand(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"--version"}, nil, &out, &errOut, os.Getenv); code != 0 || !strings.HasPrefix(out.String(), "cometbot ") {
+		t.Fatalf("--version: %d %q", code, out.String())
+	}
+	if code := run(context.Background(), []string{"frobnicate"}, nil, &out, &errOut, os.Getenv); code != 2 {
+		t.Fatalf("unknown command exit %d", code)
+	}
+}
+
+func TestModelsCommand(t *testing.T) {
+	gw := llmtest.New(t)
+	env := map[string]string{"COMETAPI_BASE_URL": gw.URL()}
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"models", "claude"}, nil, &out, &errOut, func(k string) string { return env[k] })
+	if code != 0 || !strings.Contains(out.String(), "claude-sonnet-4-5") || strings.Contains(out.String(), "gpt-4o-mini") {
+		t.Fatalf("models claude: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "Anthropic") || !strings.Contains(out.String(), "INPUT $/M") {
+		t.Errorf("table lacks provider or price header:\n%s", out.String())
+	}
+}
+
+func TestDoctor(t *testing.T) {
+	gw := llmtest.New(t, llmtest.Options{APIKey: "right"})
+	html := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.Write([]byte("<html>hello</html>"))
+	}))
+	t.Cleanup(html.Close)
+	db := filepath.Join(t.TempDir(), "d", "bot.db")
+	tests := []struct {
+		name     string
+		env      map[string]string
+		wantCode int
+		want     []string
+	}{
+		{"all good", map[string]string{"COMETAPI_KEY": "right", "COMETAPI_BASE_URL": gw.URL(), "COMETBOT_DB": db}, 0,
+			[]string{"✓ gateway key", "✓ model catalog", "✓ default model — gpt-4o-mini", "✓ database", "All checks passed"}},
+		{"wrong key", map[string]string{"COMETAPI_KEY": "wrong", "COMETAPI_BASE_URL": gw.URL(), "COMETBOT_DB": db}, 1,
+			[]string{"✗ gateway key", "rejected the key", "COMETAPI_KEY"}},
+		{"html base url", map[string]string{"COMETAPI_KEY": "right", "COMETAPI_BASE_URL": html.URL + "/v1", "COMETAPI_CATALOG_URL": gw.CatalogURL(), "COMETBOT_DB": db}, 1,
+			[]string{"base URL looks wrong", "https://api.cometapi.com/v1"}},
+		{"unknown default model", map[string]string{"COMETAPI_KEY": "right", "COMETAPI_BASE_URL": gw.URL(), "COMETBOT_DB": db, "COMETBOT_DEFAULT_MODEL": "gpt-4o-mimi"}, 1,
+			[]string{"✗ default model", "did you mean", "gpt-4o-mini"}},
+		{"bad config", map[string]string{"COMETBOT_LOG_FORMAT": "xml"}, 1, []string{"✗ configuration", "COMETBOT_LOG_FORMAT"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := run(context.Background(), []string{"doctor"}, nil, &out, &errOut, func(k string) string { return tt.env[k] })
+			if code != tt.wantCode {
+				t.Errorf("exit %d, want %d", code, tt.wantCode)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+			if strings.Contains(out.String()+errOut.String(), "right") && tt.name != "all good" {
+				t.Errorf("output shows the key")
+			}
+		})
+	}
+}
+
+func TestHealthEndpoints(t *testing.T) {
+	ready := false
+	srv := httptest.NewServer(healthServer("", func() bool { return ready }, nil).Handler)
+	defer srv.Close()
+	get := func(path string) int {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if get("/healthz") != 200 || get("/readyz") != 503 {
+		t.Fatal("before ready: want healthz 200, readyz 503")
+	}
+	ready = true
+	if get("/readyz") != 200 {
+		t.Fatal("after ready: readyz should be 200")
+	}
+}
+
+// TestStaticBinaryInEmptyRoot runs the CGO_ENABLED=0 binary in an empty root
+// directory (no libc, no /etc), as the Docker image's last stage does.
+func TestStaticBinaryInEmptyRoot(t *testing.T) {
+	f, err := elf.Open(binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Fatal("binary has a dynamic interpreter: it is not static")
+		}
+	}
+	f.Close()
+	if os.Geteuid() != 0 {
+		t.Skip("chroot needs root; the ELF check above still ran")
+	}
+	root := t.TempDir()
+	data, err := os.ReadFile(binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "cometbot"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/cometbot", "--version")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "cometbot ") {
+		t.Fatalf("in an empty root: %v: %s", err, out)
+	}
+	// The bot itself also starts there: with no platform it explains and exits 2.
+	cmd = exec.Command("/cometbot")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root}
+	cmd.Env = []string{"COMETAPI_KEY=k", "COMETBOT_DB=/data/cometbot.db"}
+	out, _ = cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "DISCORD_BOT_TOKEN") {
+		t.Fatalf("run in empty root: exit %d: %s", cmd.ProcessState.ExitCode(), out)
+	}
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/cometbot/cometbot/internal/config"
+)
+
+// platform is a chat platform adapter as the runner sees it.
+type platform interface {
+	// Run serves the platform until ctx ends.
+	Run(ctx context.Context) error
+	// Ready reports whether the platform is connected.
+	Ready() bool
+}
+
+// namedPlatform pairs an adapter with its name for logs.
+type namedPlatform struct {
+	name string
+	platform
+}
+
+func cmdRun(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	if err := cfg.RequireKey(); err != nil {
+		return usageErr(err)
+	}
+	if !cfg.Slack.Enabled() && !cfg.Discord.Enabled() {
+		return usageErr(errNoPlatform)
+	}
+	c, err := openCore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer c.shutdown(cfg.ShutdownTimeout())
+
+	platforms, handlers, err := buildPlatforms(cfg, c, log)
+	if err != nil {
+		return err
+	}
+	ready := func() bool {
+		for _, p := range platforms {
+			if !p.Ready() {
+				return false
+			}
+		}
+		return true
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on COMETBOT_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+	}
+	srv := healthServer(cfg.HTTPAddr, ready, handlers)
+
+	// Everything below is owned by this function and ends before it returns.
+	platCtx, stopPlatforms := context.WithCancel(ctx)
+	defer stopPlatforms()
+	var wg sync.WaitGroup
+	errc := make(chan error, len(platforms)+2)
+	wg.Go(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http server: %w", err)
+		}
+	})
+	wg.Go(func() {
+		if err := c.catalog.Run(platCtx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Warn("catalog refresh stopped", "err", err)
+		}
+	})
+	for _, p := range platforms {
+		wg.Go(func() {
+			if err := p.Run(platCtx); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("%s: %w", p.name, err)
+			}
+		})
+	}
+	log.Info("cometbot running", "version", version, "http", ln.Addr().String(), "platforms", names(platforms), "default_model", cfg.Model())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "timeout", cfg.ShutdownTimeout())
+	case runErr = <-errc:
+		log.Error("stopping after a fatal error", "err", runErr)
+	}
+	// Stop taking events first, so nothing new is accepted and lost; then let
+	// in-flight replies finish (deferred c.shutdown) while HTTP stays up.
+	stopPlatforms()
+	c.shutdown(cfg.ShutdownTimeout())
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutCtx)
+	wg.Wait()
+	return runErr
+}
+
+func names(ps []namedPlatform) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.name
+	}
+	return out
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/cometbot/cometbot/bot"
+	"github.com/cometbot/cometbot/internal/config"
+	"github.com/cometbot/cometbot/llm"
+	"github.com/cometbot/cometbot/storage"
+)
+
+// defaultSystemPrompt applies when neither config nor a command set one.
+const defaultSystemPrompt = "You are cometbot, a helpful assistant in a team chat. Answer clearly and concisely, and use Markdown for code."
+
+// core is what every serving command shares: store, catalog, gateway client
+// and engine.
+type core struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	store   *storage.Store
+	catalog *llm.Catalog
+	client  *llm.Client
+	engine  *bot.Engine
+
+	closeOnce sync.Once
+}
+
+// openCore opens the store, loads the catalog from its cache and builds the
+// gateway client and the engine. Close it with shutdown.
+func openCore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*core, error) {
+	st, err := storage.Open(cfg.DBPath, storage.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	f := cfg.File
+	cat := llm.NewCatalog(llm.CatalogConfig{URL: cfg.CatalogURL, Refresh: f.Gateway.CatalogRefresh, Cache: st, Logger: log})
+	if err := cat.Load(ctx); err != nil {
+		log.Info("no cached model catalog yet; it will be fetched in the background", "err", err)
+	}
+	routes := make([]llm.Route, 0, len(f.Gateway.Routes))
+	for _, r := range f.Gateway.Routes {
+		routes = append(routes, llm.Route{Pattern: r.Model, Format: llm.Format(r.Format)})
+	}
+	client, err := llm.NewClient(llm.Config{
+		BaseURL: cfg.BaseURL, APIKey: cfg.APIKey.Value(), MaxConcurrency: f.Gateway.MaxConcurrency,
+		StallTimeout: f.Gateway.StallTimeout, RetryDeadline: f.Gateway.RetryDeadline,
+		Logger: log, Catalog: cat, Routes: routes, UserAgent: "cometbot/" + version,
+	})
+	if err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("gateway client: %w", err)
+	}
+	eng, err := bot.New(engineOptions(cfg, st, client, cat, log))
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	return &core{cfg: cfg, log: log, store: st, catalog: cat, client: client, engine: eng}, nil
+}
+
+// engineOptions maps the configuration onto the engine's options.
+func engineOptions(cfg *config.Config, st *storage.Store, client *llm.Client, cat *llm.Catalog, log *slog.Logger) bot.Options {
+	f := cfg.File
+	scoped := func(m map[string]config.Scoped) map[string]bot.Defaults {
+		out := make(map[string]bot.Defaults, len(m))
+		for id, s := range m {
+			out[id] = bot.Defaults{Model: s.Model, SystemPrompt: s.SystemPrompt, Temperature: s.Temperature, MaxOutputTokens: s.MaxOutputTokens}
+		}
+		return out
+	}
+	system := f.SystemPrompt
+	if system == "" {
+		system = defaultSystemPrompt
+	}
+	a := f.Access
+	return bot.Options{
+		Store: st, Model: client, Catalog: cat, Logger: log,
+		Defaults:                 bot.Defaults{Model: cfg.Model(), SystemPrompt: system, Temperature: f.Temperature, MaxOutputTokens: f.MaxOutputTokens},
+		Workspaces:               scoped(f.Workspaces),
+		Channels:                 scoped(f.Channels),
+		MaxConcurrent:            f.MaxConcurrentReplies,
+		HistoryMessages:          f.History.MaxMessages,
+		ContextTokens:            f.History.ContextTokens,
+		MentionRequiredInThreads: f.MentionRequiredInThreads,
+		Policy: bot.Policy{
+			Admins: a.Admins, AdminRoles: a.AdminRoles, AdminsOnlyModelSwitch: a.AdminsOnlyModelSwitch,
+			AllowUsers: a.AllowUsers, DenyUsers: a.DenyUsers, AllowChannels: a.AllowChannels, DenyChannels: a.DenyChannels,
+			AllowWorkspaces: a.AllowWorkspaces, DenyWorkspaces: a.DenyWorkspaces, AllowRoles: a.AllowRoles, DenyRoles: a.DenyRoles,
+			DisableDMs: a.DMs != nil && !*a.DMs,
+			Aliases:    f.Aliases,
+			Budgets: bot.Budgets{
+				User:         bot.Limit(f.Budgets.User),
+				Channel:      bot.Limit(f.Budgets.Channel),
+				Workspace:    bot.Limit(f.Budgets.Workspace),
+				AdminsExempt: f.Budgets.AdminsExempt,
+			},
+			RatePerMinute: f.RateLimit.PerMinute,
+			RateBurst:     f.RateLimit.Burst,
+			UsageFooter:   f.UsageFooter,
+		},
+	}
+}
+
+// shutdown drains the engine (in-flight replies finish or are finalized as
+// interrupted) and closes the store.
+// It is safe to call more than once.
+func (c *core) shutdown(timeout time.Duration) {
+	c.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if err := c.engine.Shutdown(ctx); err != nil {
+			c.log.Warn("engine shutdown", "err", err)
+		}
+		if err := c.store.Close(); err != nil {
+			c.log.Warn("close store", "err", err)
+		}
+	})
+}
+
+// healthServer serves /healthz (process up), /readyz (every adapter
+// connected) and any extra handlers (Slack's HTTP Events API).
+func healthServer(addr string, ready func() bool, extra map[string]http.Handler) *http.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		if !ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	for pattern, h := range extra {
+		mux.Handle(pattern, h)
+	}
+	return &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+}
+
+var errNoPlatform = errors.New(`no chat platform is configured.
+Set one of:
+  SLACK_BOT_TOKEN and SLACK_APP_TOKEN     (Slack, Socket Mode)
+  SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (Slack, HTTP Events API)
+  DISCORD_BOT_TOKEN                        (Discord)
+or run "cometbot chat" to talk to the bot in the terminal without any platform`)
