@@ -1,0 +1,161 @@
+package discord
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// transport routes discordgo's REST requests under the configured API base and
+// watches rate-limit headers. discordgo builds every URL from package-level
+// endpoint variables fixed at init (https://discord.com/api/v9/...), so
+// rewriting at the HTTP layer is the one place that covers every call,
+// including the gateway lookup, and it is safe for parallel sessions.
+type transport struct {
+	from string // discordgo's prefix, without trailing slash
+	base string // the configured base, without trailing slash
+	next http.RoundTripper
+
+	global *rate.Limiter // Discord's 50 requests/s per bot
+	pacer  *pacer        // told about per-channel limits seen in headers
+
+	mu          sync.Mutex
+	globalUntil time.Time // a global 429 blocks every request until then
+}
+
+func newTransport(base string, next http.RoundTripper, p *pacer) *transport {
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	return &transport{
+		from:   discordgoAPI,
+		base:   strings.TrimRight(base, "/"),
+		next:   next,
+		global: rate.NewLimiter(50, 50),
+		pacer:  p,
+	}
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	u := req.URL.String()
+	rest, ours := strings.CutPrefix(u, t.from)
+	if ours && t.base != t.from {
+		nu, err := url.Parse(t.base + rest)
+		if err != nil {
+			return nil, err
+		}
+		req = req.Clone(ctx)
+		req.URL = nu
+		req.Host = ""
+	}
+	if err := t.waitGlobal(ctx); err != nil {
+		return nil, err
+	}
+	resp, err := t.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	if ours {
+		t.observe(rest, resp)
+	}
+	return resp, nil
+}
+
+func (t *transport) waitGlobal(ctx context.Context) error {
+	t.mu.Lock()
+	until := t.globalUntil
+	t.mu.Unlock()
+	if d := time.Until(until); d > 0 {
+		if err := sleepCtx(ctx, d); err != nil {
+			return err
+		}
+	}
+	return t.global.Wait(ctx)
+}
+
+// observe reads rate-limit headers: a global 429 blocks every request; an
+// exhausted message bucket of a channel pauses that channel's pacer until the
+// bucket resets, so all replies in the channel wait together.
+func (t *transport) observe(path string, resp *http.Response) {
+	h := resp.Header
+	if resp.StatusCode == http.StatusTooManyRequests &&
+		(strings.EqualFold(h.Get("X-RateLimit-Global"), "true") || h.Get("X-RateLimit-Scope") == "global") {
+		d := headerSeconds(h.Get("Retry-After"))
+		if ra := headerSeconds(h.Get("X-RateLimit-Reset-After")); ra > d {
+			d = ra
+		}
+		if d <= 0 {
+			d = time.Second
+		}
+		t.mu.Lock()
+		if until := time.Now().Add(d); until.After(t.globalUntil) {
+			t.globalUntil = until
+		}
+		t.mu.Unlock()
+		return
+	}
+	ch := messageRouteChannel(path)
+	if ch == "" || t.pacer == nil {
+		return
+	}
+	if h.Get("X-RateLimit-Remaining") == "0" {
+		if d := headerSeconds(h.Get("X-RateLimit-Reset-After")); d > 0 {
+			t.pacer.block(ch, d)
+		}
+	}
+}
+
+// messageRouteChannel returns the channel id of /channels/{id}/messages[...]
+// routes, the routes whose budget the pacer manages.
+func messageRouteChannel(path string) string {
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	rest, ok := strings.CutPrefix(path, "/channels/")
+	if !ok {
+		return ""
+	}
+	id, tail, _ := strings.Cut(rest, "/")
+	if id == "" || !strings.HasPrefix(tail, "messages") {
+		return ""
+	}
+	if strings.HasSuffix(tail, "/threads") {
+		return ""
+	}
+	return id
+}
+
+// headerSeconds parses a seconds value like "1.25"; zero when absent or bad.
+func headerSeconds(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f <= 0 {
+		return 0
+	}
+	return time.Duration(f * float64(time.Second))
+}
+
+// sleepCtx waits for d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
