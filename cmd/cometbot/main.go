@@ -28,6 +28,7 @@ Usage:
   cometbot chat             talk to the bot in this terminal (no platform needed)
   cometbot models [filter]  list the gateway's text models with prices
   cometbot doctor           check configuration, gateway, platforms and database
+  cometbot healthcheck      probe /healthz (for container health checks)
   cometbot --version        print the version
 
 Configuration comes from environment variables (see README.md), e.g.
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdModels(ctx, getenv, args, stdout)
 	case "doctor":
 		err = cmdDoctor(ctx, getenv, stdout)
+	case "healthcheck":
+		err = cmdHealthcheck(ctx, getenv)
 	case "--version", "-version", "version", "-v":
 		fmt.Fprintln(stdout, "cometbot", version)
 		return 0

@@ -244,3 +244,19 @@ func TestStaticBinaryInEmptyRoot(t *testing.T) {
 		t.Fatalf("run in empty root: exit %d: %s", cmd.ProcessState.ExitCode(), out)
 	}
 }
+
+func TestHealthcheckCommand(t *testing.T) {
+	srv := httptest.NewServer(healthServer("", func() bool { return true }, nil).Handler)
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	env := map[string]string{"COMETBOT_HTTP_ADDR": addr}
+	getenv := func(k string) string { return env[k] }
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"healthcheck"}, nil, &out, &errOut, getenv); code != 0 {
+		t.Fatalf("healthcheck against a live server: exit %d: %s", code, errOut.String())
+	}
+	srv.Close()
+	if code := run(context.Background(), []string{"healthcheck"}, nil, &out, &errOut, getenv); code == 0 {
+		t.Fatal("healthcheck against a closed port should fail")
+	}
+}
