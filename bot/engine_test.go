@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -149,7 +150,7 @@ func newHarness(t *testing.T, mod func(*Options)) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{store: st, model: &fakeModel{}, path: path}
-	opts := Options{Store: st, Model: h.model, Catalog: testCatalog, Defaults: Defaults{Model: "gpt-4o-mini"}}
+	opts := Options{Store: st, Model: h.model, Catalog: testCatalog, Defaults: Defaults{Model: "gpt-4o-mini"}, Logger: slog.New(slog.DiscardHandler)}
 	if mod != nil {
 		mod(&opts)
 	}

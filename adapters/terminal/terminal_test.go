@@ -34,3 +34,22 @@ func TestChatThroughEngine(t *testing.T) {
 		t.Errorf("turn after /reset carried %d messages, want 1", n)
 	}
 }
+
+func TestCommandsInChat(t *testing.T) {
+	h := bottest.New(t, bottest.Options{Gateway: llmtest.Options{Echo: true}})
+	in := strings.NewReader("/model gpt-4o\n/model gpt-4x\n/system You are terse.\nhello\n/usage\n/model list claude\n/forget\n")
+	var out bytes.Buffer
+	if err := Run(context.Background(), h.Engine, Config{In: in, Out: &out}); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	for _, want := range []string{"now uses `gpt-4o`", "Did you mean", "System prompt for this channel set", "You — today: 1 replies", "claude-sonnet-4-5", "/forget confirm"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q:\n%s", want, text)
+		}
+	}
+	p, _ := h.LastPrompt()
+	if p.Model != "gpt-4o" || p.System != "You are terse." {
+		t.Fatalf("the reply used model %q and system %q", p.Model, p.System)
+	}
+}
