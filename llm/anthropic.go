@@ -98,6 +98,7 @@ func (u anthropicUsage) input() int {
 }
 
 type anthropicEvent struct {
+	Index   skip   `json:"index"`
 	Type    sticky `json:"type"`
 	Message *struct {
 		Model string         `json:"model"`
@@ -121,7 +122,7 @@ func (anthropicWire) streamEvent(st *streamState, ev sse.Event) (bool, error) {
 			return false, err
 		}
 	}
-	if err := json.Unmarshal(ev.Data, e); err != nil {
+	if err := st.jd.decode(ev.Data, e); err != nil {
 		return false, errBadJSON(st, err)
 	}
 	typ := string(e.Type)

@@ -78,9 +78,16 @@ func (chatWire) encode(req *Request, stream bool, drop paramSet) ([]byte, error)
 }
 
 type chatChunk struct {
-	Model   sticky       `json:"model"`
-	Choices []chatChoice `json:"choices"`
-	Usage   *chatUsage   `json:"usage"`
+	ID                skip         `json:"id"`
+	Object            skip         `json:"object"`
+	Created           skip         `json:"created"`
+	SystemFingerprint skip         `json:"system_fingerprint"`
+	ServiceTier       skip         `json:"service_tier"`
+	Provider          skip         `json:"provider"`
+	Obfuscation       skip         `json:"obfuscation"`
+	Model             sticky       `json:"model"`
+	Choices           []chatChoice `json:"choices"`
+	Usage             *chatUsage   `json:"usage"`
 }
 
 type chatChoice struct {
@@ -88,12 +95,18 @@ type chatChoice struct {
 	Delta        chatDelta  `json:"delta"`
 	Message      *chatDelta `json:"message"`
 	FinishReason *string    `json:"finish_reason"`
+	Logprobs     skip       `json:"logprobs"`
+	NativeFinish skip       `json:"native_finish_reason"`
 }
 
 type chatDelta struct {
-	Content          *string `json:"content"`
-	ReasoningContent string  `json:"reasoning_content"`
-	Reasoning        string  `json:"reasoning"`
+	Content          string `json:"content"` // null leaves it empty
+	ReasoningContent string `json:"reasoning_content"`
+	Reasoning        string `json:"reasoning"`
+	Role             skip   `json:"role"`
+	Refusal          skip   `json:"refusal"`
+	ToolCalls        skip   `json:"tool_calls"`
+	FunctionCall     skip   `json:"function_call"`
 }
 
 type chatUsage struct {
@@ -113,7 +126,7 @@ func (chatWire) streamEvent(st *streamState, ev sse.Event) (bool, error) {
 	clear(ch.Choices[:cap(ch.Choices)])
 	ch.Choices = ch.Choices[:0]
 	ch.Usage = nil
-	if err := json.Unmarshal(ev.Data, ch); err != nil {
+	if err := st.jd.decode(ev.Data, ch); err != nil {
 		return false, errBadJSON(st, err)
 	}
 	st.resp.Model = string(ch.Model)
@@ -126,10 +139,7 @@ func (chatWire) streamEvent(st *streamState, ev sse.Event) (bool, error) {
 		if c.Message != nil { // some gateways send whole messages in chunks
 			d = c.Message
 		}
-		text := ""
-		if d.Content != nil {
-			text = *d.Content
-		}
+		text := d.Content
 		reasoning := d.ReasoningContent
 		if reasoning == "" {
 			reasoning = d.Reasoning

@@ -505,6 +505,7 @@ type streamState struct {
 	bodyText, bodyReasoning string
 
 	// per-format scratch
+	jd    jsonDec
 	chat  chatChunk
 	resps responsesEvent
 	anth  anthropicEvent

@@ -114,6 +114,7 @@ type geminiResponse struct {
 		TotalTokenCount      int `json:"totalTokenCount"`
 	} `json:"usageMetadata"`
 	ModelVersion   sticky `json:"modelVersion"`
+	ResponseID     skip   `json:"responseId"`
 	PromptFeedback *struct {
 		BlockReason string `json:"blockReason"`
 	} `json:"promptFeedback"`
@@ -123,11 +124,14 @@ type geminiCandidate struct {
 	Index   int `json:"index"`
 	Content struct {
 		Parts []struct {
-			Text    string `json:"text"`
-			Thought bool   `json:"thought"`
+			Text             string `json:"text"`
+			Thought          bool   `json:"thought"`
+			ThoughtSignature skip   `json:"thoughtSignature"`
 		} `json:"parts"`
+		Role skip `json:"role"`
 	} `json:"content"`
-	FinishReason string `json:"finishReason"`
+	SafetyRatings skip   `json:"safetyRatings"`
+	FinishReason  string `json:"finishReason"`
 }
 
 // apply handles one GenerateContentResponse, emitting its text.
@@ -180,10 +184,18 @@ func (geminiWire) streamEvent(st *streamState, ev sse.Event) (bool, error) {
 		return false, err
 	}
 	g := &st.gem
-	clear(g.Candidates[:cap(g.Candidates)])
+	// Reset the reused candidates, keeping their parts' capacity: decoding
+	// into an existing element does not clear fields absent from the JSON.
+	for i := range g.Candidates[:cap(g.Candidates)] {
+		c := &g.Candidates[:cap(g.Candidates)][i]
+		parts := c.Content.Parts[:0]
+		clear(parts[:cap(parts)])
+		*c = geminiCandidate{}
+		c.Content.Parts = parts
+	}
 	g.Candidates = g.Candidates[:0]
 	g.UsageMetadata, g.PromptFeedback = nil, nil
-	if err := json.Unmarshal(ev.Data, g); err != nil {
+	if err := st.jd.decode(ev.Data, g); err != nil {
 		return false, errBadJSON(st, err)
 	}
 	return false, g.apply(st, true)

@@ -64,13 +64,19 @@ func (responsesWire) encode(req *Request, stream bool, drop paramSet) ([]byte, e
 }
 
 type responsesEvent struct {
-	Type     sticky          `json:"type"`
-	Delta    string          `json:"delta"`
-	Response *responsesBody  `json:"response"`
-	Code     json.RawMessage `json:"code"`
-	Message  string          `json:"message"`
-	Param    string          `json:"param"`
-	Error    json.RawMessage `json:"error"`
+	SequenceNumber skip            `json:"sequence_number"`
+	ItemID         skip            `json:"item_id"`
+	OutputIndex    skip            `json:"output_index"`
+	ContentIndex   skip            `json:"content_index"`
+	Obfuscation    skip            `json:"obfuscation"`
+	Logprobs       skip            `json:"logprobs"`
+	Type           sticky          `json:"type"`
+	Delta          string          `json:"delta"`
+	Response       *responsesBody  `json:"response"`
+	Code           json.RawMessage `json:"code"`
+	Message        string          `json:"message"`
+	Param          string          `json:"param"`
+	Error          json.RawMessage `json:"error"`
 }
 
 type responsesBody struct {
@@ -103,7 +109,7 @@ type responsesUsage struct {
 func (responsesWire) streamEvent(st *streamState, ev sse.Event) (bool, error) {
 	e := &st.resps
 	e.Delta, e.Response, e.Code, e.Message, e.Param, e.Error = "", nil, nil, "", "", nil
-	if err := json.Unmarshal(ev.Data, e); err != nil {
+	if err := st.jd.decode(ev.Data, e); err != nil {
 		return false, errBadJSON(st, err)
 	}
 	typ := string(e.Type)

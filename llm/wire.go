@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -68,6 +69,39 @@ func (s *sticky) UnmarshalJSON(b []byte) error {
 	*s = sticky(v)
 	return nil
 }
+
+// jsonDec decodes a stream's events with one reused json.Decoder, which keeps
+// its scanner and decode state between events: json.Unmarshal would allocate
+// them for every chunk.
+type jsonDec struct {
+	r   bytes.Reader
+	dec *json.Decoder
+}
+
+// decode decodes data, which must hold exactly one JSON value, into v.
+func (j *jsonDec) decode(data []byte, v any) error {
+	if j.dec == nil {
+		j.dec = json.NewDecoder(&j.r)
+	}
+	j.r.Reset(data)
+	if err := j.dec.Decode(v); err != nil {
+		j.dec = nil // a decoder that failed stays failed
+		return err
+	}
+	if j.dec.More() {
+		j.dec = nil
+		return errors.New("trailing data after the JSON value")
+	}
+	return nil
+}
+
+// skip is a JSON field that is known and ignored. Declaring the fields a
+// format sends but the client does not need avoids encoding/json's
+// case-folding lookup (and its allocation) for unknown keys on every chunk.
+type skip struct{}
+
+// UnmarshalJSON implements json.Unmarshaler by ignoring the value.
+func (*skip) UnmarshalJSON([]byte) error { return nil }
 
 // turns returns the conversation without empty messages. When merge is set,
 // consecutive messages of the same role are joined (Anthropic and Gemini want
