@@ -19,6 +19,7 @@ type Store interface {
 	ConversationExists(ctx context.Context, key string) (bool, error)
 	ResetConversation(ctx context.Context, key string) error
 	MarkSeen(ctx context.Context, id string, ttl time.Duration) (bool, error)
+	PruneSeen(ctx context.Context, limit int) (int, error)
 	Settings(ctx context.Context, scope string) (storage.Settings, bool, error)
 	UpdateSettings(ctx context.Context, scope string, fn func(*storage.Settings)) error
 	AddUsage(ctx context.Context, e storage.UsageEntry) error
@@ -94,7 +95,8 @@ type Engine struct {
 	queues  map[string]*convQueue
 	wg      sync.WaitGroup
 
-	gate *gate
+	gate        *gate
+	stopJanitor chan struct{}
 }
 
 type job struct {
@@ -149,9 +151,32 @@ func New(opts Options) (*Engine, error) {
 		runCtx:    ctx,
 		cancelRun: cancel,
 		queues:    make(map[string]*convQueue),
+
+		stopJanitor: make(chan struct{}),
 	}
 	e.gate = newGate(opts.Policy, opts.Now)
+	e.wg.Add(1)
+	go e.janitor()
 	return e, nil
+}
+
+// janitor prunes expired event ids every few minutes until shutdown.
+func (e *Engine) janitor() {
+	defer e.wg.Done()
+	t := time.NewTicker(5 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stopJanitor:
+			return
+		case <-t.C:
+			if n, err := e.opts.Store.PruneSeen(e.runCtx, 10_000); err != nil {
+				e.log.Warn("prune seen events", "err", err)
+			} else if n > 0 {
+				e.log.Debug("pruned seen events", "n", n)
+			}
+		}
+	}
 }
 
 // Shutdown stops taking events, lets in-flight turns finish until ctx ends,
@@ -159,7 +184,10 @@ func New(opts Options) (*Engine, error) {
 // waits for them to wind up. It does not close the store.
 func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
-	e.closing = true
+	if !e.closing {
+		e.closing = true
+		close(e.stopJanitor)
+	}
 	e.mu.Unlock()
 	done := make(chan struct{})
 	go func() { e.wg.Wait(); close(done) }()
