@@ -16,9 +16,11 @@ import (
 type Store interface {
 	History(ctx context.Context, key string, limit int) (uint64, []storage.Record, error)
 	AppendTurn(ctx context.Context, key string, gen uint64, recs ...storage.Record) error
+	CommitTurn(ctx context.Context, key string, gen uint64, usage *storage.UsageEntry, recs ...storage.Record) error
 	ConversationExists(ctx context.Context, key string) (bool, error)
 	ResetConversation(ctx context.Context, key string) error
 	MarkSeen(ctx context.Context, id string, ttl time.Duration) (bool, error)
+	Seen(ctx context.Context, id string) (bool, error)
 	PruneSeen(ctx context.Context, limit int) (int, error)
 	Settings(ctx context.Context, scope string) (storage.Settings, bool, error)
 	UpdateSettings(ctx context.Context, scope string, fn func(*storage.Settings)) error
@@ -97,6 +99,9 @@ type Engine struct {
 
 	gate        *gate
 	stopJanitor chan struct{}
+
+	seenMu      sync.Mutex
+	pendingSeen map[string]struct{}
 }
 
 type job struct {
@@ -153,6 +158,7 @@ func New(opts Options) (*Engine, error) {
 		queues:    make(map[string]*convQueue),
 
 		stopJanitor: make(chan struct{}),
+		pendingSeen: make(map[string]struct{}),
 	}
 	e.gate = newGate(opts.Policy, opts.Now)
 	e.wg.Add(1)
@@ -237,7 +243,7 @@ func (e *Engine) handleMessage(ctx context.Context, m Message, out Output) error
 		}
 	}
 	if m.EventID != "" {
-		first, err := e.opts.Store.MarkSeen(ctx, m.EventID, e.opts.SeenTTL)
+		first, err := e.firstSighting(ctx, m.EventID)
 		if err != nil {
 			return fmt.Errorf("bot: %w", err)
 		}
@@ -252,7 +258,9 @@ func (e *Engine) handleMessage(ctx context.Context, m Message, out Output) error
 		if refusal == silent {
 			return ErrIgnored
 		}
-		e.background(func(ctx context.Context) { e.refuse(ctx, out, refusal) })
+		if !e.background(func(ctx context.Context) { e.refuse(ctx, out, refusal) }) {
+			return ErrShuttingDown
+		}
 		return nil
 	}
 	return e.enqueue(job{msg: m, out: out, key: key, queued: e.opts.Now()})
@@ -264,13 +272,55 @@ func (e *Engine) isClosing() bool {
 	return e.closing
 }
 
-// background runs fn in a goroutine owned by the engine.
-func (e *Engine) background(fn func(ctx context.Context)) {
+// background runs fn in a goroutine owned by the engine. It returns false
+// (and runs nothing) once shutdown has begun.
+func (e *Engine) background(fn func(ctx context.Context)) bool {
+	e.mu.Lock()
+	if e.closing {
+		e.mu.Unlock()
+		return false
+	}
 	e.wg.Add(1)
+	e.mu.Unlock()
 	go func() {
 		defer e.wg.Done()
 		fn(e.runCtx)
 	}()
+	return true
+}
+
+// firstSighting reports whether event id is new. The check is in memory
+// plus a read of the store; the id is made durable in the background
+// (batched with other writes), so a redelivery is caught both while the
+// write is pending and after a restart, without an fsync on the event path.
+func (e *Engine) firstSighting(ctx context.Context, id string) (bool, error) {
+	e.seenMu.Lock()
+	if _, ok := e.pendingSeen[id]; ok {
+		e.seenMu.Unlock()
+		return false, nil
+	}
+	e.pendingSeen[id] = struct{}{}
+	e.seenMu.Unlock()
+	forget := func() {
+		e.seenMu.Lock()
+		delete(e.pendingSeen, id)
+		e.seenMu.Unlock()
+	}
+	seen, err := e.opts.Store.Seen(ctx, id)
+	if err != nil || seen {
+		forget()
+		return false, err
+	}
+	persist := func(ctx context.Context) {
+		defer forget()
+		if _, err := e.opts.Store.MarkSeen(context.WithoutCancel(ctx), id, e.opts.SeenTTL); err != nil {
+			e.log.Error("persist event id", "event", id, "err", err)
+		}
+	}
+	if !e.background(persist) {
+		persist(ctx) // shutting down: write it now
+	}
+	return true, nil
 }
 
 func (e *Engine) enqueue(j job) error {
@@ -343,36 +393,42 @@ func (e *Engine) runTurn(j job) {
 	defer cancel()
 	m := j.msg
 	log := e.log.With("conversation", j.key, "event", m.EventID)
-
-	reply, err := j.out.Start(ctx)
-	if err != nil {
-		log.Warn("start reply failed", "err", err)
-		return
-	}
 	// finalCtx outlives a shutdown cancel so the reply can still be finalized.
 	finalCtx, finalCancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer finalCancel()
 
+	// The adapter shows progress (a platform round trip) while the engine
+	// loads history and calls the model: neither waits for the other.
+	st := startReply(ctx, j.out)
+	defer st.wait()
+	fail := func(msg string) {
+		if reply, ok := st.get(); ok {
+			if err := reply.Fail(finalCtx, msg); err != nil {
+				log.Warn("deliver failure notice", "err", err)
+			}
+		}
+	}
+
 	gen, hist, err := e.opts.Store.History(ctx, j.key, e.opts.HistoryMessages)
 	if err != nil {
 		log.Error("load history failed", "err", err)
-		_ = reply.Fail(finalCtx, "⚠️ I couldn't read this conversation's history. Please try again.")
+		fail("⚠️ I couldn't read this conversation's history. Please try again.")
 		return
 	}
 	set, err := e.resolve(ctx, m.Scope(), hist)
 	if err != nil {
 		log.Error("resolve settings failed", "err", err)
-		_ = reply.Fail(finalCtx, "⚠️ I couldn't read this channel's settings. Please try again.")
+		fail("⚠️ I couldn't read this channel's settings. Please try again.")
 		return
 	}
 	release, refusal, err := e.gate.reserve(ctx, e.opts.Store, m)
 	if err != nil {
 		log.Error("check budget failed", "err", err)
-		_ = reply.Fail(finalCtx, "⚠️ I couldn't check the spending budget. Please try again.")
+		fail("⚠️ I couldn't check the spending budget. Please try again.")
 		return
 	}
 	if refusal != "" {
-		_ = reply.Fail(finalCtx, refusal)
+		fail(refusal)
 		return
 	}
 	defer release()
@@ -386,10 +442,16 @@ func (e *Engine) runTurn(j job) {
 	req.Messages = TrimToBudget(req.System, req.Messages, e.opts.ContextTokens)
 
 	userRec := storage.Record{Role: "user", Text: m.Text, Author: m.Author.ID, AuthorName: m.Author.Name, MessageID: m.ID, Time: m.Time}
-	resp, streamed, err := e.callModel(ctx, req, reply)
+	resp, streamed, err := e.callModel(ctx, req, st)
 	asst := storage.Record{Role: "assistant", Time: e.opts.Now(), Model: set.Model}
 	if err == nil && resp.Text == "" {
 		err = errEmptyAnswer
+	}
+	if _, ok := st.get(); !ok {
+		log.Warn("start reply failed; the answer cannot be delivered", "err", st.err)
+		if err == nil {
+			err = fmt.Errorf("bot: start reply: %w", st.err)
+		}
 	}
 	if err != nil {
 		status, userMsg := storage.StatusFailed, userMessage(err)
@@ -402,34 +464,62 @@ func (e *Engine) runTurn(j job) {
 			log.Error("persist failed turn", "err", perr)
 		}
 		log.Warn("turn failed", "model", set.Model, "err", err)
-		if ferr := reply.Fail(finalCtx, userMsg); ferr != nil {
-			log.Warn("deliver failure notice", "err", ferr)
-		}
+		fail(userMsg)
 		return
 	}
 	cost := e.cost(set.Model, resp.Usage)
 	asst.Status, asst.Text = storage.StatusOK, resp.Text
 	asst.InputTokens, asst.OutputTokens, asst.Cost = resp.Usage.InputTokens, resp.Usage.OutputTokens, cost
 	userRec.Status = storage.StatusOK
-	if err := e.opts.Store.AppendTurn(finalCtx, j.key, gen, userRec, asst); err != nil {
-		log.Error("persist turn", "err", err)
-	}
-	e.recordUsage(finalCtx, m, set.Model, resp.Usage, cost)
 	final := resp.Text
 	if e.opts.Policy.UsageFooter {
 		final += "\n\n" + footer(set.Model, resp.Usage, cost, e.opts.Catalog != nil)
 	}
+	// The turn (history and usage, one transaction) is durable before the
+	// final text is delivered: what a user sees, the bot remembers.
+	if err := e.opts.Store.CommitTurn(finalCtx, j.key, gen, e.usageEntry(m, set.Model, resp.Usage, cost), userRec, asst); err != nil {
+		log.Error("persist turn", "err", err)
+	}
+	reply, _ := st.get()
 	if err := reply.Finish(finalCtx, final); err != nil {
 		log.Warn("deliver reply", "err", err)
 	}
 	log.Debug("turn done", "model", set.Model, "in", resp.Usage.InputTokens, "out", resp.Usage.OutputTokens, "took", e.opts.Now().Sub(j.queued))
 }
 
+// pendingStart is an Output.Start running concurrently with the turn.
+type pendingStart struct {
+	done  chan struct{}
+	reply Reply
+	err   error
+}
+
+func startReply(ctx context.Context, out Output) *pendingStart {
+	p := &pendingStart{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.reply, p.err = out.Start(ctx)
+		if p.err == nil && p.reply == nil {
+			p.err = errors.New("adapter returned no reply")
+		}
+	}()
+	return p
+}
+
+// get waits for Start and returns the reply, or false if Start failed.
+func (p *pendingStart) get() (Reply, bool) {
+	<-p.done
+	return p.reply, p.err == nil
+}
+
+func (p *pendingStart) wait() { <-p.done }
+
 var errEmptyAnswer = errors.New("bot: the model returned an empty answer")
 
 // callModel runs the model call under the concurrency bound, streaming text
-// to reply. It returns the text that streamed, for failed turns.
-func (e *Engine) callModel(ctx context.Context, req llm.Request, reply Reply) (*llm.Response, string, error) {
+// to the reply once it has started. It returns the text that streamed, for
+// failed turns.
+func (e *Engine) callModel(ctx context.Context, req llm.Request, st *pendingStart) (*llm.Response, string, error) {
 	select {
 	case e.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -440,6 +530,10 @@ func (e *Engine) callModel(ctx context.Context, req llm.Request, reply Reply) (*
 	resp, err := e.opts.Model.Stream(ctx, req, func(d llm.Delta) error {
 		if d.Text == "" {
 			return nil
+		}
+		reply, ok := st.get()
+		if !ok {
+			return fmt.Errorf("bot: start reply: %w", st.err)
 		}
 		streamed = append(streamed, d.Text...)
 		if err := reply.Append(ctx, d.Text); err != nil {

@@ -267,14 +267,11 @@ func resetsIn(now, at time.Time) string {
 	}
 }
 
-// recordUsage adds a reply's usage to the user, channel, model and
-// workspace counters.
-func (e *Engine) recordUsage(ctx context.Context, m Message, model string, u llm.Usage, cost float64) {
-	err := e.opts.Store.AddUsage(ctx, storage.UsageEntry{
+// usageEntry is a reply's usage for the user, channel, model and workspace
+// counters.
+func (e *Engine) usageEntry(m Message, model string, u llm.Usage, cost float64) *storage.UsageEntry {
+	return &storage.UsageEntry{
 		Time: e.opts.Now(), Workspace: m.Platform + "/" + m.Workspace, Channel: m.Channel, User: m.Author.ID, Model: model,
 		Counter: storage.Counter{Replies: 1, InputTokens: int64(u.InputTokens), OutputTokens: int64(u.OutputTokens), Cost: cost},
-	})
-	if err != nil {
-		e.log.Error("record usage", "err", err)
 	}
 }

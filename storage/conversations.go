@@ -108,6 +108,13 @@ func (s *Store) History(ctx context.Context, key string, limit int) (uint64, []R
 // to generation gen of the conversation, all or nothing. Concurrent calls are
 // batched into shared transactions (one fsync for many turns).
 func (s *Store) AppendTurn(ctx context.Context, key string, gen uint64, recs ...Record) error {
+	return s.CommitTurn(ctx, key, gen, nil, recs...)
+}
+
+// CommitTurn is AppendTurn plus, when usage is not nil, AddUsage — in the
+// same transaction, so a reply's history and its cost are durable together
+// with one fsync.
+func (s *Store) CommitTurn(ctx context.Context, key string, gen uint64, usage *UsageEntry, recs ...Record) error {
 	if err := ctxErr(ctx); err != nil {
 		return err
 	}
@@ -141,6 +148,9 @@ func (s *Store) AppendTurn(ctx context.Context, key string, gen uint64, recs ...
 			if err := msgs.Put(u64(seq), v); err != nil {
 				return err
 			}
+		}
+		if usage != nil {
+			return addUsage(tx, *usage)
 		}
 		return nil
 	})

@@ -88,3 +88,23 @@ func (s *Store) PruneSeen(ctx context.Context, limit int) (int, error) {
 	}
 	return n, nil
 }
+
+// Seen reports whether event id was marked and has not expired. It only
+// reads, so it is cheap enough for every incoming event.
+func (s *Store) Seen(ctx context.Context, id string) (bool, error) {
+	if err := ctxErr(ctx); err != nil {
+		return false, err
+	}
+	now := s.now().UnixNano()
+	var seen bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketSeen).Get([]byte(id)); len(v) == 8 && int64(binary.BigEndian.Uint64(v)) > now {
+			seen = true
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("storage: seen: %w", err)
+	}
+	return seen, nil
+}

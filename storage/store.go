@@ -60,6 +60,9 @@ type Options struct {
 	Timeout time.Duration
 	// NoSync skips fsync on commit (tests and benchmarks only: unsafe on power loss).
 	NoSync bool
+	// MaxBatchDelay is how long a write waits to share its transaction (and
+	// fsync) with concurrent writes; default bbolt's 10ms.
+	MaxBatchDelay time.Duration
 }
 
 // Store is the bbolt-backed store. It is safe for concurrent use.
@@ -86,6 +89,9 @@ func Open(path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("%w: %s (is another cometbot running with the same COMETBOT_DB?)", ErrLocked, path)
 		}
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
+	}
+	if opts.MaxBatchDelay > 0 {
+		db.MaxBatchDelay = opts.MaxBatchDelay
 	}
 	s := &Store{db: db, path: path, now: time.Now}
 	if err := s.init(); err != nil {

@@ -269,3 +269,28 @@ func TestCancelledContext(t *testing.T) {
 		t.Fatalf("AppendTurn with cancelled ctx: %v", err)
 	}
 }
+
+func TestCommitTurnWithUsage(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, "")
+	at := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	u := &UsageEntry{Time: at, Workspace: "slack/T1", Channel: "C1", User: "U1", Model: "m", Counter: Counter{Replies: 1, Cost: 0.5}}
+	if err := s.CommitTurn(ctx, "k", 0, u, Record{Role: "user", Text: "q"}, Record{Role: "assistant", Text: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, recs, _ := s.History(ctx, "k", 10); len(recs) != 2 {
+		t.Fatalf("history = %+v", recs)
+	}
+	if c, _ := s.Usage(ctx, Day(at), "slack/T1", KindModel, "m"); c.Cost != 0.5 {
+		t.Fatalf("usage = %+v", c)
+	}
+	if first, _ := s.MarkSeen(ctx, "x", time.Hour); !first {
+		t.Fatal("MarkSeen")
+	}
+	if seen, _ := s.Seen(ctx, "x"); !seen {
+		t.Fatal("Seen after MarkSeen = false")
+	}
+	if seen, _ := s.Seen(ctx, "y"); seen {
+		t.Fatal("Seen of unknown id = true")
+	}
+}

@@ -56,17 +56,21 @@ func (s *Store) AddUsage(ctx context.Context, e UsageEntry) error {
 	if err := ctxErr(ctx); err != nil {
 		return err
 	}
-	var keys [][]byte
+	if err := s.db.Batch(func(tx *bolt.Tx) error { return addUsage(tx, e) }); err != nil {
+		return fmt.Errorf("storage: add usage: %w", err)
+	}
+	return nil
+}
+
+func addUsage(tx *bolt.Tx, e UsageEntry) error {
+	b := tx.Bucket(bucketUsage)
 	for _, p := range []string{Day(e.Time), Month(e.Time)} {
-		keys = append(keys,
+		for _, k := range [][]byte{
 			usageKey(p, e.Workspace, KindAll, "*"),
 			usageKey(p, e.Workspace, KindUser, e.User),
 			usageKey(p, e.Workspace, KindChannel, e.Channel),
-			usageKey(p, e.Workspace, KindModel, e.Model))
-	}
-	err := s.db.Batch(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketUsage)
-		for _, k := range keys {
+			usageKey(p, e.Workspace, KindModel, e.Model),
+		} {
 			var c Counter
 			if v := b.Get(k); v != nil {
 				if err := json.Unmarshal(v, &c); err != nil {
@@ -81,10 +85,6 @@ func (s *Store) AddUsage(ctx context.Context, e UsageEntry) error {
 				return err
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("storage: add usage: %w", err)
 	}
 	return nil
 }
