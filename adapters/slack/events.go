@@ -231,7 +231,7 @@ func (a *Adapter) processIncoming(ctx context.Context, in incoming) {
 		Author:       bot.User{ID: in.user, Name: author.name, IsBot: author.isBot},
 		Mentioned:    mentioned,
 		DM:           dm,
-		ContinuesBot: in.parentUserID != "" && in.parentUserID == id.userID,
+		ContinuesBot: (in.parentUserID != "" && in.parentUserID == id.userID) || (in.threadTS != "" && a.botThreads.Has(threadKey(in.team, in.channel, in.threadTS))),
 		Text:         text,
 		Attachments:  attachments(in.files),
 		Time:         tsTime(in.ts),
@@ -437,6 +437,17 @@ type recentSet struct {
 func newRecentSet(n int) *recentSet {
 	return &recentSet{n: n, set: map[string]struct{}{}, ring: make([]string, n)}
 }
+
+// Has reports whether key is remembered.
+func (r *recentSet) Has(key string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.set[key]
+	return ok
+}
+
+// threadKey identifies a thread for botThreads.
+func threadKey(team, channel, thread string) string { return team + "/" + channel + "/" + thread }
 
 // Add records key and reports whether it was new.
 func (r *recentSet) Add(key string) bool {

@@ -13,7 +13,7 @@ const wordJoiner = "\u2060"
 var (
 	reFence      = regexp.MustCompile("^\\s{0,3}(`{3,}|~{3,})\\s*([^`\\s]*)")
 	reHeading    = regexp.MustCompile(`^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$`)
-	reRule       = regexp.MustCompile(`^\s{0,3}([-*_])(\s*\1){2,}\s*$`)
+	reRule       = regexp.MustCompile(`^\s{0,3}(?:(?:-\s*){3,}|(?:\*\s*){3,}|(?:_\s*){3,})$`)
 	reQuote      = regexp.MustCompile(`^\s{0,3}>+\s?(.*)$`)
 	reBullet     = regexp.MustCompile(`^(\s*)[-*+]\s+(.*)$`)
 	reOrdered    = regexp.MustCompile(`^(\s*)(\d{1,9})([.)])\s+(.*)$`)
@@ -25,7 +25,7 @@ var (
 	reBoldUnder  = regexp.MustCompile(`(^|[^\w])__([^\s_](?:[^_]*?[^\s_])?)__($|[^\w])`)
 	reItalicStar = regexp.MustCompile(`(^|[^\w*])\*([^\s*](?:[^*]*?[^\s*])?)\*($|[^\w*])`)
 	reStrike     = regexp.MustCompile(`~~([^\s~](?:[^~]*?[^\s~])?)~~`)
-	reBroadcast  = regexp.MustCompile(`(?i)@(here|channel|everyone)\b`)
+	reBroadcast  = regexp.MustCompile(`(?i)(^|[^\w@.])@(here|channel|everyone)\b`)
 	reLinkToken  = regexp.MustCompile("\x00(\\d+)\x00")
 )
 
@@ -63,7 +63,10 @@ func neutralizeBroadcasts(s string) string {
 	if !strings.Contains(s, "@") {
 		return s
 	}
-	return reBroadcast.ReplaceAllString(s, "@"+wordJoiner+"$1")
+	for range 2 { // twice: adjacent matches share a boundary character
+		s = reBroadcast.ReplaceAllString(s, "${1}@"+wordJoiner+"${2}")
+	}
+	return s
 }
 
 // neutralizeMarkdown makes model Markdown safe to send as markdown_text or in

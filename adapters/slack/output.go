@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/slack-go/slack"
@@ -43,6 +44,9 @@ var _ bot.Output = (*output)(nil)
 // starts the reply's background flusher.
 func (o *output) Start(ctx context.Context) (bot.Reply, error) {
 	p := o.a.pacingFor(o.team)
+	if o.thread != "" {
+		o.a.botThreads.Add(threadKey(o.team, o.channel, o.thread))
+	}
 	r := &reply{o: o, p: p, dirty: make(chan struct{}, 1), flusherDone: make(chan struct{})}
 	r.native = o.a.cfg.NativeStreaming && o.thread != "" && !p.noNative.Load()
 	if o.thread != "" && !o.a.cfg.DisableThreadStatus && !p.noStatus.Load() {
@@ -215,7 +219,10 @@ func failText(msg string) string {
 	if utf8.RuneCountInString(msg) > 300 {
 		msg = string([]rune(msg)[:300]) + "…"
 	}
-	return ":warning: " + neutralizeBroadcasts(escapeSlack(msg))
+	if first, _ := utf8.DecodeRuneInString(msg); unicode.IsLetter(first) || unicode.IsDigit(first) {
+		msg = ":warning: " + msg // the engine's messages usually bring their own emoji
+	}
+	return neutralizeBroadcasts(escapeSlack(msg))
 }
 
 func (r *reply) clearStatus(ctx context.Context) {

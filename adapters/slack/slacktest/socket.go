@@ -206,6 +206,7 @@ func (s *Server) deliver(conn *wsConn, e *Envelope) {
 	s.mu.Lock()
 	if e.Deliveries > 0 {
 		e.Attempt++
+		e.Acked, e.AckPayload, e.AckedAt = false, nil, time.Time{}
 	}
 	e.Deliveries++
 	e.SentAt = time.Now()
