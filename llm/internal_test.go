@@ -120,9 +120,9 @@ func TestScrubber(t *testing.T) {
 	t.Parallel()
 	s := scrubber{key: "my-secret-key-123"}
 	for in, bad := range map[string]string{
-		"invalid key my-secret-key-123 given":        "my-secret-key-123",
+		"invalid key my-secret-key-123 given":         "my-secret-key-123",
 		"Incorrect API key provided: sk-abcdef123456": "sk-abcdef123456",
-		"header was Bearer abcdefghijklmnop":         "abcdefghijklmnop",
+		"header was Bearer abcdefghijklmnop":          "abcdefghijklmnop",
 	} {
 		if out := s.clean(in); strings.Contains(out, bad) {
 			t.Errorf("clean(%q) = %q", in, out)

@@ -12,10 +12,11 @@ import (
 //     case-insensitive);
 //  2. Chat Completions, if a native format failed for this model with a
 //     path/format problem earlier (remembered for the client's lifetime);
-//  3. by provider — from the catalog when it knows the model, else from the
-//     model id: Anthropic/Claude → Anthropic Messages; Google/Gemini → Gemini
-//     native; OpenAI reasoning models (o1, o3, o4 and gpt-5 families, or
-//     catalog features mentioning reasoning) → Responses;
+//  3. by provider — from the catalog when it knows the model (and the
+//     provider is one of these), else from the model id: Anthropic/Claude →
+//     Anthropic Messages; Google/Gemini → Gemini native; OpenAI reasoning
+//     models (o1, o3, o4 and gpt-5 families except *-chat*, or catalog
+//     features mentioning reasoning/thinking) → Responses;
 //  4. Chat Completions for everything else.
 func (c *Client) FormatFor(model string) Format {
 	lm := strings.ToLower(model)

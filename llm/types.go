@@ -1,7 +1,3 @@
-// Package llm talks to the CometAPI gateway (or any compatible gateway) in its
-// four wire formats — OpenAI Chat Completions, OpenAI Responses, Anthropic
-// Messages and Gemini native — behind one provider-neutral, streaming API. It
-// also owns the model catalog, typed gateway errors, retries and format routing.
 package llm
 
 // Role is who wrote a message in a conversation.

@@ -1,0 +1,80 @@
+// Package llm talks to the CometAPI gateway (or any compatible gateway) in its
+// four wire formats — OpenAI Chat Completions, OpenAI Responses, Anthropic
+// Messages and Gemini native — behind one provider-neutral, streaming API. It
+// also owns the model catalog, typed gateway errors, retries and format routing.
+//
+// # Calling a model
+//
+//	c, err := llm.NewClient(llm.Config{APIKey: key, Catalog: cat})
+//	resp, err := c.Stream(ctx, llm.Request{
+//		Model:    "claude-sonnet-4-5",
+//		System:   "You are helpful.",
+//		Messages: []llm.Message{{Role: llm.RoleUser, Content: "Hi"}},
+//	}, func(d llm.Delta) error {
+//		// d.Text is answer text, d.Reasoning is thinking text, kept apart.
+//		return nil // an error here stops the call and is returned as is
+//	})
+//	if err != nil {
+//		post(llm.UserMessage(err)) // one friendly sentence; no secrets, no JSON
+//	}
+//
+// Complete is the non-streaming variant. Both honour ctx everywhere.
+//
+// # Formats and routing
+//
+// FormatFor decides the wire format per model:
+//
+//	Config.Routes (exact id or path.Match glob, first match) → that format
+//	a native format failed with 404/405/3xx/HTML for the model → chat (remembered)
+//	catalog provider Anthropic/Claude and id contains "claude"  → anthropic  POST {host}/v1/messages
+//	catalog provider Google/Gemini and id contains "gemini"     → gemini     POST {host}/v1beta/models/{m}:streamGenerateContent?alt=sse
+//	provider OpenAI, id o1*/o3*/o4*/gpt-5* (not *-chat*) or a
+//	  catalog feature containing "reasoning"/"thinking"        → responses  POST {base}/responses
+//	no catalog entry, or another provider: the same rules on the id alone
+//	  ("claude…" → anthropic, "gemini…" → gemini, o1/o3/o4/gpt-5 → responses)
+//	everything else                                             → chat       POST {base}/chat/completions
+//
+// {base} is Config.BaseURL (default https://api.cometapi.com/v1); {host} is
+// the base with a trailing /v1 removed. Chat and Responses authenticate with
+// "Authorization: Bearer"; Anthropic also sends x-api-key and
+// "anthropic-version: 2023-06-01"; Gemini also sends x-goog-api-key. Chat
+// streams ask for usage with stream_options.include_usage. All four streams
+// are read by the one spec-compliant SSE reader in package llm/sse.
+//
+// # Errors and retries
+//
+// Every failure is an *Error with a Kind (see the Err* sentinels for
+// errors.Is), the HTTP status, the gateway's message (API key scrubbed),
+// request id and named parameter. UserMessage turns any error into one short
+// sentence for the chat.
+//
+//   - 429, 500, 502, 503, 504, 520–524, 529, an HTML 5xx page, an error
+//     event or a broken stream before any text, and connection failures are
+//     retried with jittered exponential backoff (RetryBase·2^n, capped at
+//     RetryMaxDelay, jitter 50–100%) or the gateway's Retry-After, while the
+//     total stays within RetryDeadline. Nothing is retried once text has
+//     reached onDelta: the error is returned with Started() true.
+//   - A 429 also halves the global concurrency limit (AIMD; it climbs back by
+//     one per `limit` successes up to MaxConcurrency).
+//   - A 400 naming an optional parameter (temperature, top_p, max tokens,
+//     stream_options) is retried once without any optional parameter; the
+//     named one is remembered per model and left out of later requests.
+//   - 401/403 → ErrAuth; 404/405, 3xx and HTML pages → ErrBaseURL (after the
+//     native-format fallback, when one applies); 402 or exhausted quota →
+//     ErrQuota; unknown model → ErrModel; other 4xx → ErrBadRequest.
+//   - The stall watchdog cancels an attempt that receives no bytes for
+//     StallTimeout (ErrTimeout; not retried — the user is told).
+//
+// # Catalog
+//
+// Catalog fetches GET {host}/api/models (CatalogURLFor), keeps it in memory,
+// refreshes it in the background (Run), persists the last good document
+// through a CatalogCache (FileCache, or the bbolt store) and answers Lookup,
+// Search, Suggest and TextModels. ModelInfo.Cost prices a reply's Usage.
+//
+// # Testing
+//
+// Package llm/llmtest is a loopback fake gateway that speaks all four formats
+// and the catalog, scriptable per call (statuses, Retry-After, HTML bodies,
+// mid-stream errors, stalls, latency, usage) with a request recorder.
+package llm
