@@ -73,6 +73,23 @@ type Config struct {
 	UserAgent string
 }
 
+// String returns a description of the configuration with the API key redacted,
+// so that printing or logging a Config never leaks it.
+func (c Config) String() string {
+	key := "(none)"
+	if c.APIKey != "" {
+		key = "[redacted]"
+	}
+	return fmt.Sprintf("llm.Config{BaseURL:%q APIKey:%s MaxConcurrency:%d StallTimeout:%s RetryDeadline:%s Routes:%v}",
+		c.BaseURL, key, c.MaxConcurrency, c.StallTimeout, c.RetryDeadline, c.Routes)
+}
+
+// GoString is String, for %#v.
+func (c Config) GoString() string { return c.String() }
+
+// LogValue implements slog.LogValuer with the API key redacted.
+func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
 // Route forces a wire format for the models it matches.
 type Route struct {
 	// Pattern is an exact model id or a path.Match glob ("claude-*",
@@ -411,7 +428,7 @@ func (c *Client) attempt(ctx context.Context, f Format, req *Request, stream boo
 		var b []byte
 		b, err = io.ReadAll(io.LimitReader(rd, 32<<20))
 		if err == nil {
-			err = c.readBody(w, resp, b, st)
+			err = c.readBody(actx, w, resp, b, st)
 		}
 	}
 	if err != nil {
@@ -461,13 +478,17 @@ func (c *Client) readStream(ctx context.Context, w wire, body io.Reader, st *str
 
 // readBody decodes a non-streaming (JSON) answer and passes its text on as
 // one delta, so Stream also works when the gateway ignores "stream": true.
-func (c *Client) readBody(w wire, resp *http.Response, b []byte, st *streamState) error {
+func (c *Client) readBody(ctx context.Context, w wire, resp *http.Response, b []byte, st *streamState) error {
 	t := bytes.TrimSpace(b)
 	if isHTML(resp.Header.Get("Content-Type"), t) {
 		return c.classifyHTTP(resp, b)
 	}
 	if len(t) == 0 {
 		return &Error{Kind: KindServer, Status: resp.StatusCode, Message: "empty response body"}
+	}
+	if bytes.HasPrefix(t, []byte("data:")) || bytes.HasPrefix(t, []byte("event:")) || bytes.HasPrefix(t, []byte(":")) {
+		// An event stream with the wrong Content-Type.
+		return c.readStream(ctx, w, bytes.NewReader(t), st)
 	}
 	if err := w.decodeBody(st, t); err != nil {
 		return err

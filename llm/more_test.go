@@ -3,6 +3,8 @@ package llm_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -257,4 +259,27 @@ func BenchmarkCatalog(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestEventStreamWithWrongContentType(t *testing.T) {
+	t.Parallel()
+	s := llmtest.New(t)
+	c := newClient(t, s)
+	s.Enqueue(llmtest.Script{ContentType: "application/json", Body: "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"})
+	resp, err := c.Stream(context.Background(), llm.Request{Model: "gpt-4o", Messages: q}, nil)
+	if err != nil || resp.Text != "hi" {
+		t.Fatalf("resp %+v err %v", resp, err)
+	}
+}
+
+func TestConfigNeverPrintsKey(t *testing.T) {
+	t.Parallel()
+	cfg := llm.Config{APIKey: testKey, BaseURL: "https://x/v1"}
+	var logs strings.Builder
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("config", "cfg", cfg)
+	for _, s := range []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), logs.String()} {
+		if strings.Contains(s, testKey) {
+			t.Errorf("key printed: %s", s)
+		}
+	}
 }
