@@ -214,7 +214,10 @@ func (a *Adapter) textCommand(text string) (name, args string, ok bool) {
 		head, rest = head[:i], head[i+1:]+" "+rest
 	}
 	name, ok = a.commands[strings.ToLower(head)]
-	return name, strings.TrimSpace(rest), ok
+	if !ok {
+		return "", "", false
+	}
+	return name, strings.TrimSpace(rest), true
 }
 
 // runTextCommand answers a text command in the conversation's thread;

@@ -1,0 +1,174 @@
+package slack
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/cometbot/cometbot/adapters/slack/slacktest"
+	"github.com/cometbot/cometbot/llm/llmtest"
+)
+
+// post sends a signed request to the adapter's HTTP handler.
+func (e *env) post(path, contentType string, body []byte, secret string, ts time.Time, header http.Header) (int, string) {
+	e.t.Helper()
+	req, err := slacktest.NewSignedRequest(context.Background(), e.srv.URL+path, secret, contentType, body, ts)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestHTTPEventsAPI(t *testing.T) {
+	e := newEnv(t, envOptions{http: true, gateway: llmtest.Options{Echo: true}})
+	if !e.a.Ready() {
+		t.Fatal("not ready after auth.test")
+	}
+	const form = "application/x-www-form-urlencoded"
+	const js = "application/json"
+	now := time.Now()
+
+	t.Run("url_verification", func(t *testing.T) {
+		code, body := e.post("/slack/events", js, []byte(`{"token":"x","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}`), testSecret, now, nil)
+		if code != 200 || body != "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P" {
+			t.Fatalf("url_verification: %d %q", code, body)
+		}
+	})
+
+	t.Run("forged and stale requests are refused", func(t *testing.T) {
+		ev := e.slack.Mention("U1", "C1", "<@UBOT> forged", "")
+		body, _ := e.slack.EventCallback(ev)
+		cases := []struct {
+			name   string
+			secret string
+			ts     time.Time
+			mutate func(*http.Request)
+		}{
+			{"wrong secret", "not-the-secret", now, nil},
+			{"stale timestamp", testSecret, now.Add(-6 * time.Minute), nil},
+			{"future timestamp", testSecret, now.Add(6 * time.Minute), nil},
+		}
+		for _, c := range cases {
+			if code, _ := e.post("/slack/events", js, body, c.secret, c.ts, nil); code != http.StatusUnauthorized {
+				t.Errorf("%s: status %d, want 401", c.name, code)
+			}
+		}
+		// Tampered body with a signature of the original.
+		req, _ := slacktest.NewSignedRequest(context.Background(), e.srv.URL+"/slack/events", testSecret, js, body, now)
+		req.Body = io.NopCloser(strings.NewReader(strings.Replace(string(body), "forged", "tampered", 1)))
+		req.ContentLength = -1
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("tampered body: status %d", resp.StatusCode)
+		}
+		// Unsigned slash commands and interactions are refused too.
+		unsigned, _ := http.Post(e.srv.URL+"/slack/commands", form, strings.NewReader("command=%2Fmodel&text=list"))
+		unsigned.Body.Close()
+		if unsigned.StatusCode != http.StatusUnauthorized {
+			t.Errorf("unsigned command: status %d", unsigned.StatusCode)
+		}
+		settle()
+		if n := e.prompts(); n != 0 {
+			t.Fatalf("model calls = %d after refused requests", n)
+		}
+		if n := len(e.slack.Calls("chat.postMessage", "assistant.threads.setStatus", "users.info")); n != 0 {
+			t.Fatalf("%d Slack calls after refused requests", n)
+		}
+	})
+
+	t.Run("valid event is answered once", func(t *testing.T) {
+		ev := e.slack.Mention("U1", "C1", "<@UBOT> over http", "")
+		body, _ := e.slack.EventCallback(ev)
+		start := time.Now()
+		code, _ := e.post("/slack/events", js, body, testSecret, time.Now(), nil)
+		if code != 200 {
+			t.Fatalf("status %d", code)
+		}
+		if el := time.Since(start); el > time.Second {
+			t.Errorf("ack took %v", el)
+		}
+		e.waitThread("C1", ev.TS, []string{"echo: over http"})
+		// Slack's retry of the same event.
+		code, _ = e.post("/slack/events", js, body, testSecret, time.Now(), http.Header{"X-Slack-Retry-Num": {"1"}, "X-Slack-Retry-Reason": {"http_timeout"}})
+		if code != 200 {
+			t.Fatalf("retry status %d", code)
+		}
+		settle()
+		if n := e.prompts(); n != 1 {
+			t.Fatalf("model calls = %d, want 1", n)
+		}
+	})
+
+	t.Run("slash command", func(t *testing.T) {
+		cmd := e.slack.SlashCommand(slack.SlashCommand{Command: "/model", Text: "list", UserID: "U1", UserName: "alice", ChannelID: "C1"})
+		code, body := e.post("/slack/commands", form, []byte(slacktest.SlashCommandForm(cmd).Encode()), testSecret, time.Now(), nil)
+		var m ackMessage
+		if err := json.Unmarshal([]byte(body), &m); err != nil || code != 200 {
+			t.Fatalf("status %d body %q: %v", code, body, err)
+		}
+		if m.ResponseType != "ephemeral" || !strings.Contains(m.Text, "gpt-4o-mini") {
+			t.Fatalf("/model list over HTTP = %+v", m)
+		}
+	})
+
+	t.Run("interactivity", func(t *testing.T) {
+		f, err := slacktest.InteractionForm(map[string]any{
+			"type": "block_suggestion", "action_id": modelActionID, "block_id": "cometbot_model", "value": "gpt",
+			"user": map[string]any{"id": "U1"}, "team": map[string]any{"id": "T1"}, "channel": map[string]any{"id": "C1"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, body := e.post("/slack/interactivity", form, []byte(f.Encode()), testSecret, time.Now(), nil)
+		var m ackMessage
+		if err := json.Unmarshal([]byte(body), &m); err != nil || code != 200 || len(m.Options) == 0 {
+			t.Fatalf("block_suggestion over HTTP: %d %q", code, body)
+		}
+		for _, o := range m.Options {
+			if !strings.Contains(o.Value, "gpt") {
+				t.Errorf("option %q does not match the query", o.Value)
+			}
+		}
+	})
+}
+
+func TestHTTPHandlerNeedsRun(t *testing.T) {
+	fake := slacktest.Start(t, slacktest.Options{})
+	a, err := New(Config{BotToken: fake.Options().BotToken, APIURL: fake.APIURL(), SigningSecret: testSecret, Logger: testLogger()}, &nopEngine{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newHTTPTestServer(t, a.HTTPHandler())
+	body, _ := fake.EventCallback(fake.Mention("U1", "C1", "<@UBOT> hi", ""))
+	req, _ := slacktest.NewSignedRequest(context.Background(), srv+"/slack/events", testSecret, "application/json", body, time.Now())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503 so that Slack retries", resp.StatusCode)
+	}
+	if a.Ready() {
+		t.Fatal("ready without Run")
+	}
+}
