@@ -503,10 +503,11 @@ func (c *Catalog) Search(query string, limit int) []ModelInfo {
 		return out
 	}
 	words := strings.Fields(q)
+	compact := strings.ReplaceAll(q, " ", "")
 	type hit struct{ i, score int }
 	hits := make([]hit, 0, 16)
 	for _, i := range idx.text {
-		if s, ok := matchScore(idx.lower[i], idx.prov[i], q, words); ok {
+		if s, ok := matchScore(idx.lower[i], idx.prov[i], q, compact, words); ok {
 			hits = append(hits, hit{i, s})
 		}
 	}
@@ -529,7 +530,7 @@ func (c *Catalog) Search(query string, limit int) []ModelInfo {
 }
 
 // matchScore ranks id against query q (lower case); lower is better.
-func matchScore(id, prov, q string, words []string) (int, bool) {
+func matchScore(id, prov, q, compact string, words []string) (int, bool) {
 	switch {
 	case id == q:
 		return 0, true
@@ -551,7 +552,7 @@ func matchScore(id, prov, q string, words []string) (int, bool) {
 			return 1000, true
 		}
 	}
-	if gaps, ok := subsequence(id, strings.ReplaceAll(q, " ", "")); ok {
+	if gaps, ok := subsequence(id, compact); ok {
 		return 2000 + gaps, true
 	}
 	return 0, false
@@ -594,6 +595,7 @@ func (c *Catalog) Suggest(id string, n int) []string {
 		i, d int
 	}
 	var hits []hit
+	rows := make([]int, 2*(64+1))
 	for _, i := range idx.text {
 		s := idx.lower[i]
 		if s == q {
@@ -604,7 +606,10 @@ func (c *Catalog) Suggest(id string, n int) []string {
 		case strings.Contains(s, q) || strings.Contains(q, s):
 			d = abs(len(s)-len(q)) / 4
 		default:
-			d = levenshtein(q, s, maxDist+1)
+			if need := 2 * (len(s) + 1); len(rows) < need {
+				rows = make([]int, need)
+			}
+			d = levenshtein(q, s, maxDist+1, rows)
 			if d > maxDist {
 				continue
 			}
@@ -635,13 +640,14 @@ func abs(x int) int {
 }
 
 // levenshtein returns the edit distance of a and b, or limit when it is at
-// least limit (it stops early).
-func levenshtein(a, b string, limit int) int {
+// least limit (it stops early). rows is scratch space of at least
+// 2*(len(b)+1) ints.
+func levenshtein(a, b string, limit int, rows []int) int {
 	if abs(len(a)-len(b)) >= limit {
 		return limit
 	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
+	prev := rows[:len(b)+1]
+	cur := rows[len(b)+1 : 2*(len(b)+1)]
 	for j := range prev {
 		prev[j] = j
 	}

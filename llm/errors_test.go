@@ -193,7 +193,12 @@ func TestPersistent429GivesUpWithinDeadline(t *testing.T) {
 	if !errors.Is(err, llm.ErrRateLimited) {
 		t.Fatalf("err = %v", err)
 	}
-	if el > 450*time.Millisecond {
+	for _, r := range s.Requests() {
+		if r.Time.Sub(start) > 400*time.Millisecond {
+			t.Errorf("an attempt started %v after the call, past the 400ms deadline", r.Time.Sub(start))
+		}
+	}
+	if el > 1500*time.Millisecond {
 		t.Errorf("gave up after %v, deadline 400ms", el)
 	}
 	if s.Calls() < 3 {
