@@ -62,6 +62,8 @@ const (
 	noThreadsFor    = 10 * time.Minute
 )
 
+const tokenRejected = "discord: the bot token was rejected (HTTP 401): set DISCORD_BOT_TOKEN to the token from the Developer Portal (your application → Bot → Reset Token)"
+
 // Adapter is a running connection between Discord and the engine.
 type Adapter struct {
 	cfg     Config
@@ -179,7 +181,7 @@ func (a *Adapter) Check(ctx context.Context) error {
 		if errors.As(err, &re) && re.Response != nil {
 			switch re.Response.StatusCode {
 			case http.StatusUnauthorized:
-				return errors.New("discord: the bot token was rejected (HTTP 401): set DISCORD_BOT_TOKEN to the token from the Developer Portal (your application → Bot → Reset Token)")
+				return errors.New(tokenRejected)
 			case http.StatusNotFound:
 				return fmt.Errorf("discord: %s/users/@me answered 404: check DISCORD_API_URL (default %s)", a.cfg.APIURL, DefaultAPIURL)
 			}
@@ -216,6 +218,9 @@ func (a *Adapter) Run(ctx context.Context) error {
 	}
 	stopCtx, stopAll := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAll()
+	// The workers' context ends with Run's, or when serve gives up.
+	ctx, stopServing := context.WithCancel(ctx)
+	defer stopServing()
 	a.mu.Lock()
 	a.runCtx, a.stopCtx = ctx, stopCtx
 	a.mu.Unlock()
@@ -230,6 +235,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 	}
 
 	err := a.serve(ctx)
+	stopServing()
 
 	a.ready.Store(false)
 	if cerr := a.session.Close(); cerr != nil {
@@ -295,6 +301,9 @@ func (a *Adapter) open(ctx context.Context) error {
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if restStatus(err) == http.StatusUnauthorized {
+			return errors.New(tokenRejected)
 		}
 		var ce *websocket.CloseError
 		if errors.As(err, &ce) {

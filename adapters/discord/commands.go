@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -20,32 +21,50 @@ const (
 	doneText          = "Done."
 )
 
+// scopeChoices are the setting levels /model and /system accept.
+var scopeChoices = []*discordgo.ApplicationCommandOptionChoice{
+	{Name: "this thread", Value: "thread"},
+	{Name: "this channel", Value: "channel"},
+	{Name: "the whole server", Value: "server"},
+}
+
 // commands returns the slash commands the bot registers. /model has three
-// subcommands: `set <model>` (autocomplete from the live catalog), `list
-// [filter]` and `show`; the engine receives them as Args "gpt-4o",
-// "list gpt" and "".
+// subcommands: `set <model> [scope]` (autocomplete from the live catalog),
+// `list [filter] [page]` and `show`; the engine receives them as Args
+// "gpt-4o [scope]", "list [filter] [page]" and "".
 func (a *Adapter) commands() []*discordgo.ApplicationCommand {
 	n := a.cfg.commandName
 	str := discordgo.ApplicationCommandOptionString
+	one := 1.0
+	scope := func(what string) *discordgo.ApplicationCommandOption {
+		return &discordgo.ApplicationCommandOption{
+			Type: str, Name: "scope", Description: "Where the " + what + " applies (default: this thread or channel, or this DM)",
+			Choices: scopeChoices,
+		}
+	}
 	return []*discordgo.ApplicationCommand{
 		{
 			Name:        n("model"),
-			Description: "Show, set or list the model used in this channel, thread or DM",
+			Description: "Show, set or list the model used here",
 			Options: []*discordgo.ApplicationCommandOption{
 				{
 					Type: discordgo.ApplicationCommandOptionSubCommand, Name: "set",
 					Description: "Use this model here",
-					Options: []*discordgo.ApplicationCommandOption{{
-						Type: str, Name: "model", Description: "Model id (start typing to search the catalog)",
-						Required: true, Autocomplete: true,
-					}},
+					Options: []*discordgo.ApplicationCommandOption{
+						{
+							Type: str, Name: "model", Description: "Model id or alias (start typing to search the catalog)",
+							Required: true, Autocomplete: true,
+						},
+						scope("model"),
+					},
 				},
 				{
 					Type: discordgo.ApplicationCommandOptionSubCommand, Name: "list",
-					Description: "List available models with prices",
-					Options: []*discordgo.ApplicationCommandOption{{
-						Type: str, Name: "filter", Description: "Only models whose id or provider contains this text",
-					}},
+					Description: "List available text models with prices",
+					Options: []*discordgo.ApplicationCommandOption{
+						{Type: str, Name: "filter", Description: "Only models whose id or provider contains this text"},
+						{Type: discordgo.ApplicationCommandOptionInteger, Name: "page", Description: "Page number", MinValue: &one},
+					},
 				},
 				{
 					Type: discordgo.ApplicationCommandOptionSubCommand, Name: "show",
@@ -56,13 +75,14 @@ func (a *Adapter) commands() []*discordgo.ApplicationCommand {
 		{Name: n("reset"), Description: "Start a new conversation here"},
 		{
 			Name: n("system"), Description: "Show or set the system prompt used here",
-			Options: []*discordgo.ApplicationCommandOption{{
-				Type: str, Name: "prompt", Description: "New system prompt (leave out to show the current one)",
-			}},
+			Options: []*discordgo.ApplicationCommandOption{
+				{Type: str, Name: "prompt", Description: "New system prompt, or \"clear\" (leave out to show the current one)"},
+				scope("prompt"),
+			},
 		},
-		{Name: n("usage"), Description: "Show your usage and cost"},
+		{Name: n("usage"), Description: "Show your usage and cost today and this month"},
 		{
-			Name: n("forget"), Description: "Delete your stored conversations and usage here",
+			Name: n("forget"), Description: "Delete your stored messages and usage records in this server",
 			Options: []*discordgo.ApplicationCommandOption{{
 				Type: discordgo.ApplicationCommandOptionBoolean, Name: "confirm", Description: "Yes, delete them",
 			}},
@@ -117,24 +137,54 @@ func (a *Adapter) canonical(name string) string {
 }
 
 // commandArgs turns the options of a command into the engine's Args text.
-func commandArgs(canon string, opts []*discordgo.ApplicationCommandInteractionDataOption) string {
-	if canon == "model" {
+// inThread is true when the command was issued in a thread: settings then
+// default to the thread (a Discord thread is a channel of its own), which the
+// engine does when told the "thread" scope.
+func commandArgs(canon string, opts []*discordgo.ApplicationCommandInteractionDataOption, inThread bool) string {
+	join := func(parts ...string) string {
+		var out []string
+		for _, p := range parts {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	scopeOr := func(o []*discordgo.ApplicationCommandInteractionDataOption) string {
+		if sc := optionText(o, "scope"); sc != "" {
+			return sc
+		}
+		if inThread {
+			return "thread"
+		}
+		return ""
+	}
+	switch canon {
+	case "model":
 		for _, o := range opts {
 			if o == nil || o.Type != discordgo.ApplicationCommandOptionSubCommand {
 				continue
 			}
 			switch o.Name {
 			case "set":
-				return optionText(o.Options, "model")
+				return join(optionText(o.Options, "model"), scopeOr(o.Options))
 			case "list":
-				return strings.TrimSpace("list " + optionText(o.Options, "filter"))
+				return join("list", optionText(o.Options, "filter"), optionText(o.Options, "page"))
 			default:
 				return ""
 			}
 		}
 		return optionText(opts, "model")
-	}
-	if canon == "forget" {
+	case "system":
+		prompt := optionText(opts, "prompt")
+		if prompt == "" {
+			return "" // show; a scope alone would clear the prompt there
+		}
+		if sc := scopeOr(opts); sc != "" {
+			return sc + ": " + prompt
+		}
+		return prompt
+	case "forget":
 		for _, o := range opts {
 			if o != nil && o.Name == "confirm" {
 				if b, ok := o.Value.(bool); ok && b {
@@ -146,21 +196,22 @@ func commandArgs(canon string, opts []*discordgo.ApplicationCommandInteractionDa
 	}
 	var vals []string
 	for _, o := range opts {
-		if o == nil {
-			continue
-		}
-		if s := strings.TrimSpace(fmt.Sprint(o.Value)); o.Value != nil && s != "" {
-			vals = append(vals, s)
+		if o != nil && o.Value != nil {
+			vals = append(vals, fmt.Sprint(o.Value))
 		}
 	}
-	return strings.Join(vals, " ")
+	return join(vals...)
 }
 
 func optionText(opts []*discordgo.ApplicationCommandInteractionDataOption, name string) string {
 	for _, o := range opts {
-		if o != nil && o.Name == name && o.Value != nil {
-			return strings.TrimSpace(fmt.Sprint(o.Value))
+		if o == nil || o.Name != name || o.Value == nil {
+			continue
 		}
+		if f, ok := o.Value.(float64); ok { // JSON numbers (integer options)
+			return strconv.FormatFloat(f, 'f', -1, 64)
+		}
+		return strings.TrimSpace(fmt.Sprint(o.Value))
 	}
 	return ""
 }
@@ -233,19 +284,18 @@ func (a *Adapter) handleCommand(ctx context.Context, i *discordgo.Interaction) {
 		a.respond(ctx, i, bot.Answer{Text: "Unknown command.", Private: true}, false)
 		return
 	}
-	cmd := bot.Command{
-		Name:      canon,
-		Args:      commandArgs(canon, data.Options),
-		Platform:  "discord",
-		Workspace: i.GuildID,
-		Channel:   i.ChannelID,
-		DM:        i.GuildID == "",
-		User:      interactionUser(i),
-	}
 	answers := make(chan bot.Answer, 1)
 	a.goTracked(func() {
+		cmd := bot.Command{
+			Name:      canon,
+			Platform:  "discord",
+			Workspace: i.GuildID,
+			Channel:   i.ChannelID,
+			DM:        i.GuildID == "",
+			User:      interactionUser(i),
+		}
 		if !cmd.DM {
-			lctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+			lctx, cancel := context.WithTimeout(ctx, a.cfg.CommandDeferAfter)
 			if info, known := a.channelInfo(lctx, i.ChannelID); known && info.isThread() {
 				cmd.Thread = i.ChannelID
 				if info.Parent != "" {
@@ -254,6 +304,7 @@ func (a *Adapter) handleCommand(ctx context.Context, i *discordgo.Interaction) {
 			}
 			cancel()
 		}
+		cmd.Args = commandArgs(canon, data.Options, cmd.Thread != "")
 		answers <- a.engine.HandleCommand(ctx, cmd)
 	})
 	t := time.NewTimer(a.cfg.CommandDeferAfter)
@@ -271,7 +322,7 @@ func (a *Adapter) handleCommand(ctx context.Context, i *discordgo.Interaction) {
 		Data: &discordgo.InteractionResponseData{Flags: discordgo.MessageFlagsEphemeral},
 	}, discordgo.WithContext(ctx))
 	if err != nil {
-		a.log.Warn("deferring a command failed", "command", canon, "err", err)
+		a.log.Warn("deferring a command failed", "command", data.Name, "err", err)
 	}
 	select {
 	case ans := <-answers:

@@ -165,7 +165,10 @@ func (r *reply) Fail(ctx context.Context, userMessage string) error {
 	r.mu.Lock()
 	shown := strings.TrimSpace(r.buf.String())
 	r.mu.Unlock()
-	notice := "⚠️ " + strings.TrimSpace(userMessage)
+	notice := strings.TrimSpace(userMessage)
+	if notice == "" {
+		notice = "⚠️ Something went wrong."
+	}
 	if shown != "" {
 		notice = shown + "\n\n" + notice
 	}

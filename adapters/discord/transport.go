@@ -2,6 +2,7 @@ package discord
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -61,6 +62,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp, err := t.next.RoundTrip(req)
 	if err != nil {
+		if ours && t.base != t.from {
+			// Name the URL actually called: discordgo reports its own.
+			return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), err)
+		}
 		return nil, err
 	}
 	if ours {
