@@ -126,7 +126,7 @@ func (s *Store) CommitTurn(ctx context.Context, key string, gen uint64, usage *U
 		}
 		vals[i] = v
 	}
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.batch(func(tx *bolt.Tx) error {
 		b, err := tx.Bucket(bucketConvs).CreateBucketIfNotExists([]byte(key))
 		if err != nil {
 			return err

@@ -31,7 +31,7 @@ func (s *Store) MarkSeen(ctx context.Context, id string, ttl time.Duration) (boo
 		return false, nil
 	}
 	var first bool
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.batch(func(tx *bolt.Tx) error {
 		first = false
 		seen := tx.Bucket(bucketSeen)
 		if v := seen.Get(k); len(v) == 8 {

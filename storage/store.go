@@ -60,16 +60,21 @@ type Options struct {
 	Timeout time.Duration
 	// NoSync skips fsync on commit (tests and benchmarks only: unsafe on power loss).
 	NoSync bool
-	// MaxBatchDelay is how long a write waits to share its transaction (and
-	// fsync) with concurrent writes; default bbolt's 10ms.
+	// MaxBatchDelay, when positive, makes every write wait up to this long
+	// to share its transaction (and fsync) with concurrent writes (bbolt's
+	// db.Batch). The default, 0, is group commit: a write commits at once
+	// when no commit is running, and writes that arrive during a commit
+	// share the next one — no added delay when idle, one fsync for many
+	// writes under load.
 	MaxBatchDelay time.Duration
 }
 
 // Store is the bbolt-backed store. It is safe for concurrent use.
 type Store struct {
-	db   *bolt.DB
-	path string
-	now  func() time.Time
+	db    *bolt.DB
+	path  string
+	now   func() time.Time
+	group *committer // nil: writes use db.Batch with Options.MaxBatchDelay
 }
 
 // Open opens (creating if needed) the database at path, checks its schema
@@ -90,10 +95,12 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
+	s := &Store{db: db, path: path, now: time.Now}
 	if opts.MaxBatchDelay > 0 {
 		db.MaxBatchDelay = opts.MaxBatchDelay
+	} else {
+		s.group = &committer{db: db}
 	}
-	s := &Store{db: db, path: path, now: time.Now}
 	if err := s.init(); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -132,6 +139,9 @@ func (s *Store) Path() string { return s.path }
 
 // Close closes the database.
 func (s *Store) Close() error {
+	if s.group != nil {
+		s.group.wait()
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("storage: close: %w", err)
 	}
@@ -246,7 +256,7 @@ func (s *Store) Put(ctx context.Context, namespace, key string, value []byte) er
 		return err
 	}
 	k := []byte(namespace + "\x00" + key)
-	if err := s.db.Batch(func(tx *bolt.Tx) error { return tx.Bucket(bucketKV).Put(k, value) }); err != nil {
+	if err := s.batch(func(tx *bolt.Tx) error { return tx.Bucket(bucketKV).Put(k, value) }); err != nil {
 		return fmt.Errorf("storage: put: %w", err)
 	}
 	return nil

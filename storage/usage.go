@@ -56,7 +56,7 @@ func (s *Store) AddUsage(ctx context.Context, e UsageEntry) error {
 	if err := ctxErr(ctx); err != nil {
 		return err
 	}
-	if err := s.db.Batch(func(tx *bolt.Tx) error { return addUsage(tx, e) }); err != nil {
+	if err := s.batch(func(tx *bolt.Tx) error { return addUsage(tx, e) }); err != nil {
 		return fmt.Errorf("storage: add usage: %w", err)
 	}
 	return nil
