@@ -213,6 +213,8 @@ func (e *Engine) cmdModel(ctx context.Context, c Command, args string) Answer {
 		fmt.Fprintf(&b, "✅ %s now uses `%s`", capitalize(describeScope(level)), model)
 		if info, ok := e.lookup(model); ok {
 			fmt.Fprintf(&b, " (%s, %s in / %s out per million tokens)", orDash(info.Provider), price(info.Pricing.Input), price(info.Pricing.Output))
+		} else {
+			b.WriteString(" (not verified: the model catalog isn't available right now)")
 		}
 		b.WriteString(".")
 	} else {
@@ -232,8 +234,8 @@ func (e *Engine) validateModel(id string) (string, string) {
 	if target, ok := e.opts.Policy.Aliases[strings.ToLower(id)]; ok {
 		id = target
 	}
-	if e.opts.Catalog == nil {
-		return id, ""
+	if e.opts.Catalog == nil || !e.opts.Catalog.Loaded() {
+		return id, "" // nothing to check against: accept it unverified
 	}
 	info, ok := e.opts.Catalog.Lookup(id)
 	if !ok {
@@ -326,8 +328,8 @@ func (e *Engine) showModel(ctx context.Context, c Command) Answer {
 }
 
 func (e *Engine) listModels(args []string) Answer {
-	if e.opts.Catalog == nil {
-		return Answer{Text: "The model catalog isn't available right now.", Private: true}
+	if e.opts.Catalog == nil || !e.opts.Catalog.Loaded() {
+		return Answer{Text: "The model catalog isn't available right now — try again in a minute. You can still switch with `/model <id>`.", Private: true}
 	}
 	page := 1
 	if n := len(args); n > 0 {

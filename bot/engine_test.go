@@ -101,6 +101,8 @@ func (o *recOut) wait(t *testing.T) (final, failed string) {
 
 type fakeCatalog map[string]llm.ModelInfo
 
+func (c fakeCatalog) Loaded() bool { return len(c) > 0 }
+
 func (c fakeCatalog) Lookup(id string) (llm.ModelInfo, bool) {
 	m, ok := c[strings.ToLower(id)]
 	return m, ok

@@ -11,6 +11,8 @@ import (
 // Catalog is the model catalog the engine validates, lists and prices
 // models with; *llm.Catalog implements it.
 type Catalog interface {
+	// Loaded reports whether any catalog (fetched or cached) is available.
+	Loaded() bool
 	Lookup(id string) (llm.ModelInfo, bool)
 	Search(query string, limit int) []llm.ModelInfo
 	Suggest(id string, n int) []string

@@ -34,17 +34,27 @@ func cmdChat(ctx context.Context, getenv func(string) string, stdin io.Reader, s
 	}
 	defer c.shutdown(cfg.ShutdownTimeout())
 
-	// Refresh the catalog in the background; commands use the cached copy meanwhile.
+	// Refresh the catalog: in the background when a cached copy exists,
+	// otherwise (first run) before reading input, for at most a few seconds.
 	catCtx, stopCatalog := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { stopCatalog(); wg.Wait() }()
+	refreshed := make(chan struct{})
 	wg.Go(func() {
+		defer close(refreshed)
 		rctx, cancel := context.WithTimeout(catCtx, 15*time.Second)
 		defer cancel()
 		if err := c.catalog.Refresh(rctx); err != nil && !errors.Is(err, context.Canceled) {
-			log.Warn("model catalog refresh failed; using the cached copy", "err", err)
+			log.Warn("model catalog refresh failed; using the cached copy if any", "err", err)
 		}
 	})
+	if !c.catalog.Loaded() {
+		select {
+		case <-refreshed:
+		case <-time.After(5 * time.Second):
+		case <-ctx.Done():
+		}
+	}
 
 	prompt := ""
 	if isTerminal(stdin) {

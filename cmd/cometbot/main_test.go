@@ -260,3 +260,18 @@ func TestHealthcheckCommand(t *testing.T) {
 		t.Fatal("healthcheck against a closed port should fail")
 	}
 }
+
+// TestChatListsModelsWhileCatalogIsDown: the last good catalog is kept in the
+// database, so a restarted bot lists models while the catalog answers 500.
+func TestChatListsModelsWhileCatalogIsDown(t *testing.T) {
+	gw := llmtest.New(t, llmtest.Options{Echo: true})
+	env := []string{"COMETAPI_KEY=k", "COMETAPI_BASE_URL=" + gw.URL(), "COMETBOT_DB=" + filepath.Join(t.TempDir(), "bot.db")}
+	if out, _ := chat(t, env, "/model list claude\n"); !strings.Contains(out, "claude-sonnet-4-5") {
+		t.Fatalf("first run (no cache yet) should fetch the catalog before reading input:\n%s", out)
+	}
+	gw.SetCatalogStatus(http.StatusInternalServerError)
+	out, _ := chat(t, env, "/model list claude\n/model claude-sonnet-4-5\nhi\n")
+	if !strings.Contains(out, "claude-sonnet-4-5") || !strings.Contains(out, "now uses `claude-sonnet-4-5`") {
+		t.Fatalf("with the catalog down the cached copy was not used:\n%s", out)
+	}
+}
