@@ -85,6 +85,7 @@ type Adapter struct {
 	intents    discordgo.Intent
 	registered bool
 	invited    bool
+	closed     bool            // Run is done: no new tracked goroutines
 	runCtx     context.Context // Run's context; nil before Run
 	stopCtx    context.Context // ends ShutdownGrace after Run's context
 
@@ -256,6 +257,11 @@ func (a *Adapter) Run(ctx context.Context) error {
 		stopAll()
 		<-done
 	}
+	// Replies the engine starts from now on (e.g. "interrupted" notices
+	// during its own shutdown) are delivered synchronously by Finish/Fail.
+	a.mu.Lock()
+	a.closed = true
+	a.mu.Unlock()
 	return err
 }
 
@@ -408,13 +414,21 @@ func (a *Adapter) enqueue(m *discordgo.Message) {
 	}
 }
 
-// goTracked runs f on a goroutine that Run waits for at shutdown.
-func (a *Adapter) goTracked(f func()) {
+// goTracked runs f on a goroutine that Run waits for at shutdown. After
+// Run has finished waiting it runs nothing and returns false.
+func (a *Adapter) goTracked(f func()) bool {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return false
+	}
 	a.wg.Add(1)
+	a.mu.Unlock()
 	go func() {
 		defer a.wg.Done()
 		f()
 	}()
+	return true
 }
 
 // connDialer dials gateway sockets and remembers the last one, so that a

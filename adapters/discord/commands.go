@@ -285,7 +285,7 @@ func (a *Adapter) handleCommand(ctx context.Context, i *discordgo.Interaction) {
 		return
 	}
 	answers := make(chan bot.Answer, 1)
-	a.goTracked(func() {
+	started := a.goTracked(func() {
 		cmd := bot.Command{
 			Name:      canon,
 			Platform:  "discord",
@@ -307,6 +307,9 @@ func (a *Adapter) handleCommand(ctx context.Context, i *discordgo.Interaction) {
 		cmd.Args = commandArgs(canon, data.Options, cmd.Thread != "")
 		answers <- a.engine.HandleCommand(ctx, cmd)
 	})
+	if !started {
+		return
+	}
 	t := time.NewTimer(a.cfg.CommandDeferAfter)
 	defer t.Stop()
 	select {

@@ -1,24 +1,19 @@
 package discord
 
 import (
-	"regexp"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/bwmarrin/discordgo"
 )
 
-// mentionRE matches user (<@id>, <@!id>), channel (<#id>) and role (<@&id>) mentions.
-var mentionRE = regexp.MustCompile(`<(@!?|#|@&)(\d+)>`)
-
 // resolver names the things a message mentions.
 type resolver struct {
-	botID      string
-	botRoles   map[string]bool // the bot's managed role ids (count as a mention of the bot)
-	users      map[string]string
-	channel    func(id string) (string, bool)
-	role       func(id string) (string, bool)
-	unknownTag string
+	botID    string
+	botRoles map[string]bool // the bot's managed role ids (count as a mention of the bot)
+	users    map[string]string
+	channel  func(id string) (string, bool)
+	role     func(id string) (string, bool)
 }
 
 // userName is how a person is shown to the model: server nickname, else
@@ -44,40 +39,84 @@ func (r resolver) resolveText(s string) (string, bool) {
 		return strings.TrimSpace(s), false
 	}
 	self := false
-	out := mentionRE.ReplaceAllStringFunc(s, func(tok string) string {
-		sub := mentionRE.FindStringSubmatch(tok)
-		kind, id := sub[1], sub[2]
+	var b strings.Builder
+	b.Grow(len(s))
+	rest := s
+	for {
+		i := strings.IndexByte(rest, '<')
+		if i < 0 {
+			b.WriteString(rest)
+			break
+		}
+		b.WriteString(rest[:i])
+		kind, id, n := parseMention(rest[i:])
+		if n == 0 {
+			b.WriteByte('<')
+			rest = rest[i+1:]
+			continue
+		}
+		rest = rest[i+n:]
 		switch kind {
 		case "@", "@!":
 			if id == r.botID {
 				self = true
-				return "\x00"
+				b.WriteByte(0)
+			} else if name, ok := r.users[id]; ok && name != "" {
+				b.WriteString("@" + name)
+			} else {
+				b.WriteString("@user")
 			}
-			if n, ok := r.users[id]; ok && n != "" {
-				return "@" + n
-			}
-			return "@user"
 		case "#":
-			if r.channel != nil {
-				if n, ok := r.channel(id); ok && n != "" {
-					return "#" + n
-				}
+			if name, ok := r.lookup(r.channel, id); ok {
+				b.WriteString("#" + name)
+			} else {
+				b.WriteString("#channel")
 			}
-			return "#channel"
 		default: // "@&"
 			if r.botRoles[id] {
 				self = true
-				return "\x00"
+				b.WriteByte(0)
+			} else if name, ok := r.lookup(r.role, id); ok {
+				b.WriteString("@" + name)
+			} else {
+				b.WriteString("@role")
 			}
-			if r.role != nil {
-				if n, ok := r.role(id); ok && n != "" {
-					return "@" + n
-				}
-			}
-			return "@role"
 		}
-	})
-	return dropSelf(out), self
+	}
+	return dropSelf(b.String()), self
+}
+
+func (r resolver) lookup(f func(string) (string, bool), id string) (string, bool) {
+	if f == nil {
+		return "", false
+	}
+	name, ok := f(id)
+	return name, ok && name != ""
+}
+
+// parseMention parses a mention at the start of s: <@id>, <@!id>, <#id> or
+// <@&id>. n is its length in bytes, 0 when s does not start with one.
+func parseMention(s string) (kind, id string, n int) {
+	if len(s) < 4 || s[0] != '<' {
+		return "", "", 0
+	}
+	switch {
+	case strings.HasPrefix(s, "<@!"), strings.HasPrefix(s, "<@&"):
+		kind = s[1:3]
+	case s[1] == '@', s[1] == '#':
+		kind = s[1:2]
+	default:
+		return "", "", 0
+	}
+	start := 1 + len(kind)
+	end := start
+	for end < len(s) && s[end] >= '0' && s[end] <= '9' {
+		end++
+	}
+	if end == start || end >= len(s) || s[end] != '>' {
+		return "", "", 0
+	}
+	return kind, s[start:end], end + 1
 }
 
 // dropSelf removes the placeholders left where the bot was mentioned, with

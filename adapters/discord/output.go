@@ -37,7 +37,11 @@ type output struct {
 // the engine's model request is never delayed by Discord round trips.
 func (o *output) Start(ctx context.Context) (bot.Reply, error) {
 	r := newReply(ctx, o.a, o.t)
-	o.a.goTracked(r.run)
+	if !o.a.goTracked(r.run) {
+		// The adapter has shut down: no streaming; Finish/Fail deliver.
+		r.cancel()
+		close(r.done)
+	}
 	return r, nil
 }
 
@@ -115,13 +119,27 @@ type reply struct {
 	rendered int // version last rendered
 }
 
+// newReply makes a reply whose worker lives until the engine's turn context
+// ends, Finish/Fail run, or the adapter stops (ShutdownGrace after Run's
+// context). The worker context hangs off the adapter's stop context and is
+// cancelled when the turn's context ends, so nothing stays registered on a
+// long-lived context after the reply is done.
 func newReply(ctx context.Context, a *Adapter, t target) *reply {
 	a.mu.Lock()
 	stop := a.stopCtx
 	a.mu.Unlock()
-	rctx, cancel := context.WithCancel(ctx)
+	var rctx context.Context
+	var cancel context.CancelFunc
 	if stop != nil {
-		context.AfterFunc(stop, cancel)
+		var cancelCtx context.CancelFunc
+		rctx, cancelCtx = context.WithCancel(stop)
+		unwatch := context.AfterFunc(ctx, cancelCtx)
+		cancel = func() {
+			unwatch()
+			cancelCtx()
+		}
+	} else {
+		rctx, cancel = context.WithCancel(ctx)
 	}
 	wctx, wcancel := context.WithCancel(rctx)
 	return &reply{

@@ -53,6 +53,8 @@ func TestResolveText(t *testing.T) {
 		{"bot's managed role", "<@&77> help", "help", true},
 		{"code keeps indentation", "<@1> fix:\n```\nif x {\n    y()\n}\n```", "fix:\n```\nif x {\n    y()\n}\n```", true},
 		{"not a mention", "a <b> c <@x>", "a <b> c <@x>", false},
+		{"broken mentions", "<@> <@12 <#> <@&> <@!", "<@> <@12 <#> <@&> <@!", false},
+		{"adjacent", "<@2><#5>!", "@Alice#general!", false},
 	} {
 		got, self := r.resolveText(tc.in)
 		if got != tc.want || self != tc.self {

@@ -202,11 +202,21 @@ func (s *Server) limitWrite(channel string, do func() reply) reply {
 	remaining := budget - len(ts)
 	s.mu.Unlock()
 	rep := do()
+	s.mu.Lock()
 	if rep.status >= 200 && rep.status < 300 || rep.status == 0 {
-		s.mu.Lock()
 		s.writeLog[channel] = append(s.writeLog[channel], now)
-		s.mu.Unlock()
+	} else {
+		// A refused write (bad body, unknown message) does not use the budget.
+		rec := s.recent[channel]
+		for i := len(rec) - 1; i >= 0; i-- {
+			if rec[i].Equal(now) {
+				s.recent[channel] = append(rec[:i:i], rec[i+1:]...)
+				break
+			}
+		}
+		remaining++
 	}
+	s.mu.Unlock()
 	if rep.headers == nil {
 		rep.headers = map[string]string{}
 	}
