@@ -29,6 +29,7 @@ func newHTTPTestServer(t *testing.T, h http.Handler) string {
 }
 
 func TestNewValidates(t *testing.T) {
+	t.Parallel()
 	if _, err := New(Config{BotToken: "xoxb-1"}, nil); err == nil {
 		t.Error("nil engine accepted")
 	}
@@ -48,6 +49,7 @@ func TestNewValidates(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	fake := slacktest.Start(t, slacktest.Options{})
 	good := fake.Options()
 	tests := []struct {
@@ -96,6 +98,7 @@ func TestCheck(t *testing.T) {
 }
 
 func TestRunRefusesBadTokens(t *testing.T) {
+	t.Parallel()
 	fake := slacktest.Start(t, slacktest.Options{})
 	tests := []struct {
 		name string
@@ -127,6 +130,7 @@ func TestRunRefusesBadTokens(t *testing.T) {
 }
 
 func TestResolveTextAndHelpers(t *testing.T) {
+	t.Parallel()
 	if got := tsTime("1700000000.000100"); !got.Equal(time.Unix(1700000000, 100000)) {
 		t.Errorf("tsTime = %v", got)
 	}

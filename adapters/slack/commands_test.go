@@ -51,6 +51,7 @@ func (e *env) waitAck(envID string) ackMessage {
 }
 
 func TestSlashCommands(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{gateway: llmtest.Options{Echo: true}})
 
 	list := e.slash("U1", "C1", "/model", "list gpt")
@@ -102,6 +103,7 @@ func TestSlashCommands(t *testing.T) {
 }
 
 func TestCommandNamesConfigurable(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{
 		gateway: llmtest.Options{Echo: true},
 		cfg:     func(c *Config) { c.CommandNames = map[string]string{"/ai-model": "model", "ai-reset": "reset"} },
@@ -115,6 +117,7 @@ func TestCommandNamesConfigurable(t *testing.T) {
 }
 
 func TestLongCommandAnswerUsesResponseURL(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	responses := func(u string) []string {
 		var out []string
@@ -158,6 +161,7 @@ func TestLongCommandAnswerUsesResponseURL(t *testing.T) {
 }
 
 func TestModelPicker(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{gateway: llmtest.Options{Echo: true}})
 	ack := e.slash("U1", "C1", "/model", "")
 	if len(ack.Blocks) != 2 || !strings.Contains(string(ack.Blocks[1]), `"external_select"`) ||
@@ -203,6 +207,7 @@ func TestModelPicker(t *testing.T) {
 }
 
 func TestTextCommandsInThreads(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{gateway: llmtest.Options{Echo: true}})
 	ev := e.slack.Mention("U1", "C1", "<@UBOT> remember apples", "")
 	e.slack.SendEvent(ev)

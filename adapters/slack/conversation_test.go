@@ -17,6 +17,7 @@ const modelAnswer = "## Plan\n\nFirst, **install** the tool. Then run `make buil
 	"- it is *fast*\n- it is ~~slow~~ safe\n\n```go\nfunc main() { fmt.Println(\"<hi>\") }\n```\n\nThat's all, friends."
 
 func TestMentionGetsThreadedStreamedReply(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{gateway: llmtest.Options{Reply: modelAnswer, TokensPerSecond: 60}})
 	ev := e.slack.Mention("U1", "C1", "<@UBOT> how do I start?", "")
 	envID, _ := e.slack.SendEvent(ev)
@@ -67,6 +68,7 @@ func okCalls(cs []slacktest.Call) []slacktest.Call {
 }
 
 func TestThreadFollowUpCarriesHistory(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{gateway: llmtest.Options{Echo: true}})
 	ev := e.slack.Mention("U1", "C1", "<@UBOT> first question", "")
 	e.slack.SendEvent(ev)
@@ -90,6 +92,7 @@ func TestThreadFollowUpCarriesHistory(t *testing.T) {
 }
 
 func TestThreadFollowUpNeedsMentionWhenConfigured(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{
 		gateway: llmtest.Options{Echo: true},
 		cfg:     func(c *Config) { c.MentionRequiredInThreads = true },
@@ -108,6 +111,7 @@ func TestThreadFollowUpNeedsMentionWhenConfigured(t *testing.T) {
 }
 
 func TestDirectMessages(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{gateway: llmtest.Options{Echo: true}})
 	e.slack.SendEvent(e.slack.DM("U1", "D1", "hi there", ""))
 	e.waitThread("D1", "", []string{"echo: hi there"})
@@ -126,6 +130,7 @@ func TestDirectMessages(t *testing.T) {
 }
 
 func TestRedeliveredEnvelopeProducesNoSecondReply(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{gateway: llmtest.Options{Echo: true}})
 	ev := e.slack.Mention("U1", "C1", "<@UBOT> once", "")
 	envID, _ := e.slack.SendEvent(ev)
@@ -143,6 +148,7 @@ func TestRedeliveredEnvelopeProducesNoSecondReply(t *testing.T) {
 }
 
 func TestMentionsResolvedForTheModel(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{gateway: llmtest.Options{Echo: true}})
 	text := "<@UBOT> please ask <@U2> and <@U1|alice> about <#C9|general>, see <https://x.io|site> &amp; &lt;3 <!here>"
 	ev := e.slack.Mention("U1", "C1", text, "")
@@ -175,6 +181,7 @@ func TestMentionsResolvedForTheModel(t *testing.T) {
 }
 
 func TestIgnoresBotsEditsDeletionsAndJoins(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{gateway: llmtest.Options{Echo: true}})
 	s := e.slack
 	events := []any{
@@ -210,6 +217,7 @@ func TestIgnoresBotsEditsDeletionsAndJoins(t *testing.T) {
 }
 
 func TestModelOutputCannotPing(t *testing.T) {
+	t.Parallel()
 	answer := "Heads up @here and @channel! <!everyone> <!subteam^S123|@devs> <!here> and <@U2>, please look."
 	for _, native := range []bool{false, true} {
 		name := "classic"
@@ -273,6 +281,7 @@ var reWord = regexp.MustCompile(`[A-Za-z0-9]+`)
 func words(s string) []string { return reWord.FindAllString(s, -1) }
 
 func TestLongAnswerArrivesCompleteInValidPieces(t *testing.T) {
+	t.Parallel()
 	answer := longAnswer(12000)
 	if len(answer) < 12000 {
 		t.Fatal("answer too short")
@@ -334,6 +343,7 @@ func TestLongAnswerArrivesCompleteInValidPieces(t *testing.T) {
 }
 
 func TestEngineErrorShowsOneShortMessage(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{gateway: llmtest.Options{Echo: true}})
 	e.h.Gateway.Enqueue(llmtest.Script{Status: 400, ErrorMessage: "invalid request:\n  at frame 1\n  at frame 2", ErrorType: "invalid_request_error"})
 	ev := e.slack.Mention("U1", "C1", "<@UBOT> break please", "")
@@ -357,6 +367,7 @@ func TestEngineErrorShowsOneShortMessage(t *testing.T) {
 }
 
 func TestPlaceholderWhenThreadStatusUnavailable(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{gateway: llmtest.Options{Echo: true, TokensPerSecond: 50}})
 	e.slack.Disable("assistant.threads.setStatus")
 	ev := e.slack.Mention("U1", "C1", "<@UBOT> one two three four five", "")
@@ -376,6 +387,7 @@ func TestPlaceholderWhenThreadStatusUnavailable(t *testing.T) {
 }
 
 func TestNativeStreaming(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{gateway: llmtest.Options{Reply: modelAnswer, TokensPerSecond: 60}, cfg: func(c *Config) { c.NativeStreaming = true }})
 	ev := e.slack.Mention("U1", "C1", "<@UBOT> stream it", "")
 	e.slack.SendEvent(ev)
@@ -402,6 +414,7 @@ func TestNativeStreaming(t *testing.T) {
 }
 
 func TestNativeStreamingFallsBack(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{gateway: llmtest.Options{Reply: modelAnswer, TokensPerSecond: 60}, cfg: func(c *Config) { c.NativeStreaming = true }})
 	e.slack.Disable("chat.startStream")
 	for i := range 2 {
@@ -415,6 +428,7 @@ func TestNativeStreamingFallsBack(t *testing.T) {
 }
 
 func TestRateLimitedUpdateIsHonoured(t *testing.T) {
+	t.Parallel()
 	answer := strings.TrimSpace(strings.Repeat("streaming words arrive slowly here ", 8))
 	e := newEnv(t, envOptions{gateway: llmtest.Options{Reply: answer, TokensPerSecond: 40}})
 	e.slack.RateLimitNext("chat.update", time.Second)
@@ -438,6 +452,7 @@ func TestRateLimitedUpdateIsHonoured(t *testing.T) {
 }
 
 func TestSocketReconnectLosesNothing(t *testing.T) {
+	t.Parallel()
 	long := strings.TrimSpace(strings.Repeat("slow words keep coming ", 10))
 	e := newEnv(t, envOptions{gateway: llmtest.Options{Reply: long, TokensPerSecond: 25}})
 	ev1 := e.slack.Mention("U1", "C1", "<@UBOT> first", "")

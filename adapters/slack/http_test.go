@@ -35,6 +35,7 @@ func (e *env) post(path, contentType string, body []byte, secret string, ts time
 }
 
 func TestHTTPEventsAPI(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{http: true, gateway: llmtest.Options{Echo: true}})
 	if !e.a.Ready() {
 		t.Fatal("not ready after auth.test")
@@ -152,6 +153,7 @@ func TestHTTPEventsAPI(t *testing.T) {
 }
 
 func TestHTTPHandlerNeedsRun(t *testing.T) {
+	t.Parallel()
 	fake := slacktest.Start(t, slacktest.Options{})
 	a, err := New(Config{BotToken: fake.Options().BotToken, APIURL: fake.APIURL(), SigningSecret: testSecret, Logger: testLogger()}, &nopEngine{})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 )
 
 func TestToMrkdwn(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, in, want string
 	}{
@@ -59,6 +60,7 @@ func TestToMrkdwn(t *testing.T) {
 }
 
 func TestToMrkdwnModelStyleAnswer(t *testing.T) {
+	t.Parallel()
 	in := "## Summary\n\nHere is **how** to do it:\n\n1. Install with `go install ./...`\n2. Run *carefully*\n\n" +
 		"```bash\nexport A=1 && echo \"<ok>\"\n```\n\n| Model | Price |\n|-------|-------|\n| gpt-4o | $2 |\n\n" +
 		"> Note: see [docs](https://example.com).\n\n- item with ~~old~~ new\n\n@here done."
@@ -71,6 +73,7 @@ func TestToMrkdwnModelStyleAnswer(t *testing.T) {
 }
 
 func TestNeutralizeMarkdown(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ in, want string }{
 		{"plain", "plain"},
 		{"<!here> hi", "<\u2060!here> hi"},
@@ -87,6 +90,7 @@ func TestNeutralizeMarkdown(t *testing.T) {
 }
 
 func TestRenderMrkdwnSplitsLongAnswers(t *testing.T) {
+	t.Parallel()
 	var b strings.Builder
 	for i := 0; b.Len() < 12000; i++ {
 		b.WriteString("Paragraph with **bold** & <tags> number ")

@@ -8,6 +8,7 @@ import (
 )
 
 func TestBudgetInterval(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		budget int
 		window time.Duration
@@ -26,6 +27,7 @@ func TestBudgetInterval(t *testing.T) {
 }
 
 func TestLaneSpacesCalls(t *testing.T) {
+	t.Parallel()
 	l := newLane(20*time.Millisecond, 1)
 	ctx := context.Background()
 	start := time.Now()
@@ -45,6 +47,7 @@ func TestLaneSpacesCalls(t *testing.T) {
 }
 
 func TestLaneHighPriorityFirst(t *testing.T) {
+	t.Parallel()
 	l := newLane(30*time.Millisecond, 1)
 	ctx := context.Background()
 	if err := l.acquire(ctx, prioLow); err != nil { // use the burst token
@@ -78,6 +81,7 @@ func TestLaneHighPriorityFirst(t *testing.T) {
 }
 
 func TestLanePauseAndCancel(t *testing.T) {
+	t.Parallel()
 	l := newLane(time.Millisecond, 1)
 	l.pause(150 * time.Millisecond)
 	start := time.Now()

@@ -15,6 +15,7 @@ import (
 // pacing layer keeps every window under budget, that no call was refused,
 // and that every reply ends complete.
 func TestPacingConcurrentStreams(t *testing.T) {
+	t.Parallel()
 	const (
 		streams = 20
 		window  = 2 * time.Second

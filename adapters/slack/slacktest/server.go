@@ -44,6 +44,9 @@ type Options struct {
 	// PingInterval is how often the fake pings each Socket Mode connection
 	// (default 2s).
 	PingInterval time.Duration
+	// RedeliverAfter is how long an envelope may stay un-acked before the
+	// fake delivers it again (default 3s; negative disables redelivery).
+	RedeliverAfter time.Duration
 	// MaxTextRunes bounds a message's text; longer text fails with
 	// msg_too_long (default 4000).
 	MaxTextRunes int
@@ -78,6 +81,9 @@ func (o *Options) defaults() {
 	}
 	if o.PingInterval <= 0 {
 		o.PingInterval = 2 * time.Second
+	}
+	if o.RedeliverAfter == 0 {
+		o.RedeliverAfter = 3 * time.Second
 	}
 	if o.MaxTextRunes <= 0 {
 		o.MaxTextRunes = 4000
@@ -238,6 +244,11 @@ func New(opts Options) (*Server, error) {
 	mux.HandleFunc("/link/", s.handleSocket)
 	mux.HandleFunc("/response/", s.handleResponseURL)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.redeliverLoop()
+	}()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

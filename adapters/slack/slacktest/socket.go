@@ -30,6 +30,7 @@ type Envelope struct {
 }
 
 type wsConn struct {
+	seq     int
 	c       *websocket.Conn
 	writeMu sync.Mutex
 	done    chan struct{}
@@ -59,6 +60,7 @@ type socketState struct {
 	tickets   map[string]bool
 	ticketSeq int
 	conns     map[*wsConn]bool
+	connSeq   int
 	hellos    int
 	envs      map[string]*Envelope
 	order     []string
@@ -125,6 +127,8 @@ func (s *Server) handleSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 	}
+	s.sock.connSeq++
+	conn.seq = s.sock.connSeq
 	s.sock.conns[conn] = true
 	s.sock.hellos++
 	// Everything not acked yet (queued while offline, or lost with a dropped
@@ -227,13 +231,51 @@ func (s *Server) deliver(conn *wsConn, e *Envelope) {
 	}
 }
 
+// liveConn returns the newest open connection (an older one may be
+// closing after a disconnect), or nil.
 func (s *Server) liveConn() *wsConn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var best *wsConn
 	for c := range s.sock.conns {
-		return c
+		if best == nil || c.seq > best.seq {
+			best = c
+		}
 	}
-	return nil
+	return best
+}
+
+// redeliverLoop re-sends envelopes that were not acked in time, as Slack
+// does (retry_attempt > 0, retry_reason "timeout").
+func (s *Server) redeliverLoop() {
+	if s.opts.RedeliverAfter < 0 {
+		return
+	}
+	t := time.NewTicker(s.opts.RedeliverAfter / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closed:
+			return
+		case <-t.C:
+		}
+		c := s.liveConn()
+		if c == nil {
+			continue
+		}
+		var due []*Envelope
+		s.mu.Lock()
+		for _, id := range s.sock.order {
+			e := s.sock.envs[id]
+			if !e.Acked && e.Deliveries > 0 && e.Deliveries < 4 && time.Since(e.SentAt) > s.opts.RedeliverAfter {
+				due = append(due, e)
+			}
+		}
+		s.mu.Unlock()
+		for _, e := range due {
+			s.deliver(c, e)
+		}
+	}
 }
 
 // SendEnvelope sends an envelope of the given type ("events_api",
