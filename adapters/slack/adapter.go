@@ -257,8 +257,9 @@ func (a *Adapter) Run(ctx context.Context) error {
 		return err
 	}
 	if a.cfg.AppToken == "" {
+		id, _ := a.identity(ctx)
 		a.ready.Store(true)
-		a.log.Info("slack: ready (HTTP Events API mode)", "team", a.ident.teamID, "bot_user", a.ident.userID)
+		a.log.Info("slack: ready (HTTP Events API mode)", "team", id.teamID, "bot_user", id.userID)
 		<-ctx.Done()
 		return nil
 	}
@@ -403,6 +404,7 @@ func authHint(err error) string {
 // slogOutput lets slack-go's debug logger write to slog at debug level.
 type slogOutput struct{ l *slog.Logger }
 
+// Output implements slack-go's logger interface.
 func (s slogOutput) Output(_ int, msg string) error {
 	s.l.Debug(strings.TrimSpace(msg), "source", "slack-go")
 	return nil

@@ -129,7 +129,8 @@ type incoming struct {
 	retry        int
 }
 
-// ignoredSubtypes are message subtypes that are not new user messages.
+// acceptedSubtype reports whether a message subtype is a new message by a
+// person; edits, deletions, joins and bot messages are not.
 func acceptedSubtype(st string) bool {
 	switch st {
 	case "", "thread_broadcast", "file_share", "me_message":

@@ -53,6 +53,9 @@ type Options struct {
 	// MaxMarkdownRunes bounds markdown_text per stream call and markdown
 	// blocks (default 12000).
 	MaxMarkdownRunes int
+	// MaxRecordedCalls bounds the call recorder for long load runs; the
+	// oldest calls are dropped (default 100000).
+	MaxRecordedCalls int
 	// Logger receives debug logs of the fake; nil discards them.
 	Logger *slog.Logger
 }
@@ -90,6 +93,9 @@ func (o *Options) defaults() {
 	}
 	if o.MaxMarkdownRunes <= 0 {
 		o.MaxMarkdownRunes = 12000
+	}
+	if o.MaxRecordedCalls <= 0 {
+		o.MaxRecordedCalls = 100000
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -538,8 +544,7 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 	// Rate limits first: a 429 is answered before anything else happens.
 	if retry, limited := s.rateLimitedLocked(method, call.Time); limited {
 		call.Status = http.StatusTooManyRequests
-		s.calls = append(s.calls, call)
-		s.notifyLocked()
+		s.recordLocked(call)
 		s.mu.Unlock()
 		secs := int(math.Ceil(retry.Seconds()))
 		secs = max(secs, 1)
@@ -558,11 +563,7 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 		resp, errCode = s.dispatchLocked(req)
 	}
 	call.Error = errCode
-	if errCode == "" {
-		s.accepted[method] = append(s.accepted[method], call.Time)
-	}
-	s.calls = append(s.calls, call)
-	s.notifyLocked()
+	s.recordLocked(call)
 	s.mu.Unlock()
 
 	if errCode != "" {
@@ -575,6 +576,25 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// recordLocked appends a call, keeping the recorder bounded.
+func (s *Server) recordLocked(c Call) {
+	if len(s.calls) >= s.opts.MaxRecordedCalls {
+		drop := len(s.calls) - s.opts.MaxRecordedCalls + 1
+		s.calls = append(s.calls[:0:0], s.calls[drop:]...)
+	}
+	s.calls = append(s.calls, c)
+	if c.OK() {
+		times := append(s.accepted[c.Method], c.Time)
+		// Keep ten minutes of history for rate limits and MaxInWindow.
+		cut := sort.Search(len(times), func(i int) bool { return c.Time.Sub(times[i]) < 10*time.Minute })
+		if cut > 0 {
+			times = append(times[:0:0], times[cut:]...)
+		}
+		s.accepted[c.Method] = times
+	}
+	s.notifyLocked()
 }
 
 func (s *Server) rateLimitedLocked(method string, now time.Time) (time.Duration, bool) {
