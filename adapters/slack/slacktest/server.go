@@ -620,17 +620,17 @@ func (s *Server) rateLimitedLocked(method string, now time.Time) (time.Duration,
 type methodFunc func(s *Server, req apiRequest) (map[string]any, string)
 
 var methods = map[string]methodFunc{
-	"auth.test":                    (*Server).authTest,
-	"apps.connections.open":        (*Server).appsConnectionsOpen,
-	"users.info":                   (*Server).usersInfo,
-	"chat.postMessage":             (*Server).chatPostMessage,
-	"chat.postEphemeral":           (*Server).chatPostEphemeral,
-	"chat.update":                  (*Server).chatUpdate,
-	"chat.delete":                  (*Server).chatDelete,
-	"chat.startStream":             (*Server).chatStartStream,
-	"chat.appendStream":            (*Server).chatAppendStream,
-	"chat.stopStream":              (*Server).chatStopStream,
-	"assistant.threads.setStatus":  (*Server).assistantSetStatus,
+	"auth.test":                   (*Server).authTest,
+	"apps.connections.open":       (*Server).appsConnectionsOpen,
+	"users.info":                  (*Server).usersInfo,
+	"chat.postMessage":            (*Server).chatPostMessage,
+	"chat.postEphemeral":          (*Server).chatPostEphemeral,
+	"chat.update":                 (*Server).chatUpdate,
+	"chat.delete":                 (*Server).chatDelete,
+	"chat.startStream":            (*Server).chatStartStream,
+	"chat.appendStream":           (*Server).chatAppendStream,
+	"chat.stopStream":             (*Server).chatStopStream,
+	"assistant.threads.setStatus": (*Server).assistantSetStatus,
 }
 
 // dispatchLocked runs a method with s.mu held.

@@ -420,13 +420,13 @@ func (s *Server) EventCallback(inner any) (body []byte, eventID string) {
 	}
 	s.mu.Unlock()
 	body, err = json.Marshal(map[string]any{
-		"token":        "verification-token",
-		"team_id":      s.opts.TeamID,
-		"api_app_id":   s.opts.AppID,
-		"event":        json.RawMessage(raw),
-		"type":         "event_callback",
-		"event_id":     eventID,
-		"event_time":   time.Now().Unix(),
+		"token":          "verification-token",
+		"team_id":        s.opts.TeamID,
+		"api_app_id":     s.opts.AppID,
+		"event":          json.RawMessage(raw),
+		"type":           "event_callback",
+		"event_id":       eventID,
+		"event_time":     time.Now().Unix(),
 		"authorizations": []map[string]any{{"team_id": s.opts.TeamID, "user_id": s.opts.BotUserID, "is_bot": true}},
 	})
 	if err != nil {
