@@ -110,6 +110,7 @@ func New(cfg Config, engine Engine) (*Adapter, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	routeLibraryLogs()
 	s, err := discordgo.New(cfg.token())
 	if err != nil {
 		return nil, fmt.Errorf("discord: new session: %w", err)
@@ -133,7 +134,7 @@ func New(cfg Config, engine Engine) (*Adapter, error) {
 	}
 	// REST: route every call under APIURL and watch rate-limit headers.
 	hc := *cfg.HTTPClient
-	hc.Transport = newTransport(cfg.APIURL, cfg.HTTPClient.Transport, a.pacer)
+	hc.Transport = newTransport(cfg.APIURL, cfg.HTTPClient.Transport, a.pacer, cfg.GlobalRate)
 	s.Client = &hc
 	// Gateway: we own reconnection (so it stops with Run's context), we
 	// keep our own small caches instead of discordgo's state (whose objects
@@ -144,6 +145,7 @@ func New(cfg Config, engine Engine) (*Adapter, error) {
 	s.StateEnabled = false
 	s.SyncEvents = true
 	s.Identify.Intents = allIntents
+	s.LogLevel = discordgo.LogError
 	a.dialer = &connDialer{}
 	s.Dialer = &websocket.Dialer{
 		Proxy:            http.ProxyFromEnvironment,
@@ -457,4 +459,26 @@ func (d *connDialer) closeLast() {
 	if c != nil {
 		_ = c.Close()
 	}
+}
+
+var routeLogsOnce sync.Once
+
+// routeLibraryLogs sends discordgo's own log lines (it logs through a
+// package-level hook) to slog.Default(), at most warning level: the
+// problems it reports (lost heartbeat ACKs, read errors) end in a
+// reconnect that the adapter handles and logs itself.
+func routeLibraryLogs() {
+	routeLogsOnce.Do(func() {
+		discordgo.Logger = func(level, _ int, format string, args ...any) {
+			msg := "discordgo: " + fmt.Sprintf(format, args...)
+			switch level {
+			case discordgo.LogError, discordgo.LogWarning:
+				slog.Default().Warn(msg, "adapter", "discord")
+			case discordgo.LogInformational:
+				slog.Default().Info(msg, "adapter", "discord")
+			default:
+				slog.Default().Debug(msg, "adapter", "discord")
+			}
+		}
+	})
 }

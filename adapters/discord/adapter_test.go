@@ -2,7 +2,6 @@ package discord
 
 import (
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -177,112 +176,10 @@ func TestIgnoresBotsSelfAndUnaddressed(t *testing.T) {
 	}
 }
 
-func TestLongAnswerIsSplit(t *testing.T) {
-	t.Parallel()
-	var para []string
-	for i := 0; len(strings.Join(para, "\n\n")) < 6000; i++ {
-		para = append(para, fmt.Sprintf("Paragraph %d: %s", i, strings.Repeat("lorem ipsum ", 20)))
-	}
-	para = append(para, "```go\n"+strings.Repeat("fmt.Println(\"x\")\n", 60)+"```")
-	answer := strings.Join(para, "\n\n")
-	eng := newFakeEngine()
-	eng.reply = func(bot.Message) []string {
-		var d []string
-		for i := 0; i < len(answer); i += 500 {
-			d = append(d, answer[i:min(i+500, len(answer))])
-		}
-		return d
-	}
-	eng.delay = 5 * time.Millisecond
-	e := start(t, eng, envOpts{config: func(c *Config) { c.OpenThreads = false }})
-	e.srv.UserMessage(discordtest.Post{ChannelID: general, Content: mention(botID) + " write a lot"})
-	eng.waitTurns(t, 1)
-	ms := e.srv.BotMessages(general)
-	if len(ms) < 3 {
-		t.Fatalf("%d messages, want 3 or more", len(ms))
-	}
-	var joined []string
-	for _, m := range ms {
-		if n := utf16Len(m.Content); n > 2000 || strings.TrimSpace(m.Content) == "" {
-			t.Errorf("message of %d units", n)
-		}
-		if strings.Count(m.Content, "```")%2 != 0 {
-			t.Errorf("message leaves a code fence open: ...%s", m.Content[max(0, len(m.Content)-40):])
-		}
-		joined = append(joined, m.Content)
-	}
-	if got, want := squash(strings.Join(joined, "\n")), squash(answer); got != want {
-		t.Errorf("reassembled answer differs:\n got %d chars\nwant %d chars", len(got), len(want))
-	}
-	checkAllowedMentions(t, e.srv)
-}
-
-// squash removes whitespace and fence markers, which splitting may add or trim.
 func squash(s string) string {
 	s = strings.ReplaceAll(s, "```go", "")
 	s = strings.ReplaceAll(s, "```", "")
 	return strings.Join(strings.Fields(s), "")
-}
-
-func TestRateLimitOnEditIsHonoured(t *testing.T) {
-	t.Parallel()
-	eng := newFakeEngine()
-	eng.reply = func(bot.Message) []string {
-		return []string{"one ", "two ", "three ", "four ", "five ", "six ", "seven ", "eight"}
-	}
-	eng.delay = 60 * time.Millisecond
-	e := start(t, eng, envOpts{
-		fake:   discordtest.Options{WriteBudget: 5, WriteWindow: time.Second},
-		config: func(c *Config) { c.OpenThreads = false; c.EditBudget = 5; c.EditWindow = time.Second },
-	})
-	e.srv.RateLimitNext("PATCH", "/channels/"+general+"/messages/", 400*time.Millisecond)
-	e.srv.UserMessage(discordtest.Post{ChannelID: general, Content: mention(botID) + " count"})
-	eng.waitTurns(t, 1)
-	ms := e.srv.BotMessages(general)
-	if len(ms) != 1 || ms[0].Content != "one two three four five six seven eight" {
-		t.Fatalf("messages = %+v", ms)
-	}
-	var limitedAt time.Time
-	for _, c := range e.srv.CallsTo("PATCH", "/messages/") {
-		if c.Status == 429 {
-			limitedAt = c.Time
-			continue
-		}
-		if !limitedAt.IsZero() {
-			if gap := c.Time.Sub(limitedAt); gap < 380*time.Millisecond {
-				t.Errorf("edit %s after a 429 with retry_after 400ms", gap)
-			}
-			break
-		}
-	}
-	if limitedAt.IsZero() {
-		t.Fatal("the injected 429 was not hit")
-	}
-}
-
-func TestResumeReplayDoesNotAnswerTwice(t *testing.T) {
-	t.Parallel()
-	eng := newFakeEngine()
-	e := start(t, eng, envOpts{config: func(c *Config) { c.OpenThreads = false }})
-	e.srv.UserMessage(discordtest.Post{ChannelID: general, Content: mention(botID) + " once"})
-	e.waitFor("reply", func() bool { return len(e.srv.BotMessages(general)) == 1 })
-	eng.waitTurns(t, 1)
-
-	// The bot's own echo follows the mention; replay both after the drop.
-	e.srv.DropConnection(3)
-	e.waitFor("resumed", func() bool { return e.srv.Resumes() == 1 && e.a.Ready() })
-	e.srv.UserMessage(discordtest.Post{ChannelID: general, Content: mention(botID) + " after"})
-	e.waitFor("reply after resume", func() bool { return len(e.srv.BotMessages(general)) == 2 })
-	eng.waitTurns(t, 2)
-	if n := e.srv.Identifies(); n != 1 {
-		t.Errorf("%d IDENTIFYs, want 1 (then RESUME)", n)
-	}
-	if got := e.srv.BotMessages(general); len(got) != 2 || got[1].Content != "echo: after" {
-		t.Errorf("bot messages = %+v", got)
-	}
-	if n := len(eng.messages()); n != 2 {
-		t.Errorf("engine answered %d messages, want 2", n)
-	}
 }
 
 func TestMessageContentIntentOff(t *testing.T) {

@@ -75,6 +75,10 @@ type Config struct {
 	// ShutdownGrace is how long Run waits, after its context ends, for
 	// replies in flight to be delivered before cancelling them. Default 5 s.
 	ShutdownGrace time.Duration
+	// GlobalRate caps REST requests per second across the whole bot
+	// (Discord: 50). Default 50; negative disables the cap (load tests
+	// against a fake).
+	GlobalRate int
 	// HTTPClient is the base client for REST calls (timeouts, proxy); its
 	// Transport is wrapped to route requests under APIURL. Default: a client
 	// with a 20 s timeout.
@@ -111,6 +115,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = 5 * time.Second
+	}
+	if c.GlobalRate == 0 {
+		c.GlobalRate = 50
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 20 * time.Second}

@@ -203,7 +203,7 @@ func TestE2EResumeReplayIsNotAnsweredTwice(t *testing.T) {
 	// Drop the gateway; on RESUME the fake replays the mention (and the
 	// bot's own echo) although the client had received them.
 	e.srv.DropConnection(3)
-	e.waitFor("resumed", func() bool { return e.srv.Resumes() == 1 && e.a.Ready() })
+	e.waitFor("resumed", func() bool { return e.srv.Resumes() >= 1 && e.a.Ready() })
 	e.srv.UserMessage(discordtest.Post{ChannelID: general, Content: mention(botID) + " after resume"})
 	e.waitFor("next reply", func() bool {
 		ms := e.srv.BotMessages(general)
@@ -235,6 +235,20 @@ func TestE2ERateLimitedEditStillCompletes(t *testing.T) {
 	})
 	if n := e.srv.RateLimited(); n != 1 {
 		t.Errorf("%d 429s, want the injected one", n)
+	}
+	var limitedAt time.Time
+	for _, c := range e.srv.CallsTo("PATCH", "/messages/") {
+		if c.Status == 429 {
+			limitedAt = c.Time
+		} else if !limitedAt.IsZero() {
+			if gap := c.Time.Sub(limitedAt); gap < 480*time.Millisecond {
+				t.Errorf("edit %s after a 429 with retry_after 500ms", gap)
+			}
+			break
+		}
+	}
+	if limitedAt.IsZero() {
+		t.Error("the injected 429 was not hit")
 	}
 }
 

@@ -23,22 +23,28 @@ type transport struct {
 	base string // the configured base, without trailing slash
 	next http.RoundTripper
 
-	global *rate.Limiter // Discord's 50 requests/s per bot
+	global *rate.Limiter // Discord's 50 requests/s per bot (Config.GlobalRate)
 	pacer  *pacer        // told about per-channel limits seen in headers
 
 	mu          sync.Mutex
 	globalUntil time.Time // a global 429 blocks every request until then
 }
 
-func newTransport(base string, next http.RoundTripper, p *pacer) *transport {
+// newTransport routes requests under base; globalRate caps requests per
+// second (<= 0: no cap).
+func newTransport(base string, next http.RoundTripper, p *pacer, globalRate int) *transport {
 	if next == nil {
 		next = http.DefaultTransport
+	}
+	lim := rate.NewLimiter(rate.Inf, 0)
+	if globalRate > 0 {
+		lim = rate.NewLimiter(rate.Limit(globalRate), globalRate)
 	}
 	return &transport{
 		from:   discordgoAPI,
 		base:   strings.TrimRight(base, "/"),
 		next:   next,
-		global: rate.NewLimiter(50, 50),
+		global: lim,
 		pacer:  p,
 	}
 }

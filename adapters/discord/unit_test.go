@@ -172,7 +172,7 @@ func TestTransportRoutesUnderAPIURL(t *testing.T) {
 	}))
 	defer hs.Close()
 	p := newPacer(5, time.Second)
-	tr := newTransport(hs.URL+"/proxy/api/v9/", nil, p)
+	tr := newTransport(hs.URL+"/proxy/api/v9/", nil, p, 50)
 	c := &http.Client{Transport: tr}
 	for _, u := range []string{
 		discordgo.EndpointGateway,
