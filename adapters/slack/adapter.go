@@ -81,6 +81,11 @@ type Config struct {
 	PostInterval time.Duration
 	PostBurst    int
 
+	// FinalUpdateMaxWait: when a final answer would wait longer than this
+	// for the chat.update budget (many answers finishing at once), it is
+	// posted as a new message and the interim one deleted (default 5 s).
+	FinalUpdateMaxWait time.Duration
+
 	// ThinkingText is the progress status (default "is thinking…").
 	ThinkingText string
 	// MessagePartRunes is the Markdown size of one reply message before
@@ -129,6 +134,9 @@ func (c *Config) defaults() {
 	}
 	if c.PostBurst <= 0 {
 		c.PostBurst = 3
+	}
+	if c.FinalUpdateMaxWait <= 0 {
+		c.FinalUpdateMaxWait = 5 * time.Second
 	}
 	if c.ThinkingText == "" {
 		c.ThinkingText = "is thinking…"

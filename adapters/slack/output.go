@@ -48,8 +48,8 @@ func (o *output) Start(ctx context.Context) (bot.Reply, error) {
 		o.a.botThreads.Add(threadKey(o.team, o.channel, o.thread))
 	}
 	r := &reply{o: o, p: p, dirty: make(chan struct{}, 1), flusherDone: make(chan struct{})}
-	r.native = o.a.cfg.NativeStreaming && o.thread != "" && !p.noNative.Load()
-	if o.thread != "" && !o.a.cfg.DisableThreadStatus && !p.noStatus.Load() {
+	r.native = o.a.cfg.NativeStreaming && o.thread != "" && !p.noNative[kind(o.dm)].Load()
+	if o.thread != "" && !o.a.cfg.DisableThreadStatus && !p.noStatus[kind(o.dm)].Load() {
 		err := o.a.api.SetAssistantThreadsStatusContext(ctx, slack.AssistantThreadsSetStatusParameters{
 			ChannelID: o.channel, ThreadTS: o.thread, Status: o.a.cfg.ThinkingText,
 		})
@@ -57,7 +57,7 @@ func (o *output) Start(ctx context.Context) (bot.Reply, error) {
 		case err == nil:
 			r.statusSet = true
 		case featureUnavailable(err):
-			if !p.noStatus.Swap(true) {
+			if !p.noStatus[kind(o.dm)].Swap(true) {
 				o.a.log.Info("slack: assistant.threads.setStatus unavailable, using placeholder messages", "team", o.team, "err", slackCode(err))
 			}
 		default:
@@ -384,7 +384,7 @@ func (r *reply) create(callCtx, waitCtx context.Context, content string, complet
 			return err
 		}
 		if featureUnavailable(err) {
-			if !r.p.noNative.Swap(true) {
+			if !r.p.noNative[kind(r.o.dm)].Swap(true) {
 				r.o.a.log.Info("slack: native streaming unavailable, using chat.postMessage + chat.update", "team", r.o.team, "err", slackCode(err))
 			}
 		} else {
@@ -486,6 +486,21 @@ func (r *reply) postText(callCtx, waitCtx context.Context, text string, prio pri
 // the content is posted as a new message instead (final text only).
 func (r *reply) update(callCtx, waitCtx context.Context, i int, content string, prio priority) error {
 	s := &r.slots[i]
+	if prio == prioHigh && !r.native && i == len(r.slots)-1 && r.p.update.backlog(prioHigh) > r.o.a.cfg.FinalUpdateMaxWait {
+		// Many answers are finishing at once and chat.update's budget is
+		// booked up: post the final text as a new message (chat.postMessage
+		// has a per-channel budget) and remove the interim one.
+		nts, err := r.postText(callCtx, waitCtx, content, prio)
+		if err == nil {
+			old := s.ts
+			*s = slot{ts: nts, content: content}
+			if r.placeholder == old {
+				r.placeholder = ""
+			}
+			r.deleteLater(callCtx, old)
+			return nil
+		}
+	}
 	opts := []slack.MsgOption{slack.MsgOptionText(content, false)}
 	if r.native {
 		opts = []slack.MsgOption{
@@ -528,8 +543,25 @@ func contentAsText(content string, native bool) string {
 	return content
 }
 
+// deleteLater removes a superseded message without making the caller wait
+// for chat.delete's budget: in the background of Run when it is running.
+func (r *reply) deleteLater(ctx context.Context, ts string) {
+	del := func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		if err := r.deleteMessage(ctx, ctx, ts); err != nil {
+			r.o.a.log.Debug("slack: deleting a superseded message failed", "err", err)
+		}
+	}
+	if runCtx := r.o.a.runContext(); runCtx != nil {
+		r.o.a.goBackground(runCtx, del)
+		return
+	}
+	del(ctx)
+}
+
 func (r *reply) deleteMessage(callCtx, waitCtx context.Context, ts string) error {
-	return r.call(callCtx, waitCtx, r.p.update, prioHigh, func(c context.Context) error {
+	return r.call(callCtx, waitCtx, r.p.delete, prioHigh, func(c context.Context) error {
 		_, _, err := r.o.a.api.DeleteMessageContext(c, r.o.channel, ts)
 		return err
 	})

@@ -176,3 +176,74 @@ func TestFinishSurvivesDeletedMessage(t *testing.T) {
 }
 
 var _ bot.Output = (*output)(nil)
+
+// TestFinalsUnderCongestion finishes several answers at once while the
+// chat.update budget allows one edit per ~1.1 s: finals that would wait too
+// long are posted as new messages (the interim ones are deleted), so every
+// answer is delivered quickly and complete, and no budget is exceeded.
+func TestFinalsUnderCongestion(t *testing.T) {
+	t.Parallel()
+	const n = 6
+	window := 2 * time.Second
+	a, fake := newOutputEnv(t, func(c *Config) {
+		c.PacingWindow = window
+		c.UpdatesPerMinute = 2
+		c.FinalUpdateMaxWait = time.Second
+	})
+	fake.SetRateLimit("chat.update", 2, window)
+	fake.SetRateLimit("chat.delete", 2, window)
+	ctx := context.Background()
+	runCtx, stop := context.WithCancel(ctx)
+	runDone := make(chan error, 1)
+	go func() { runDone <- a.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-runDone })
+	waitFake(t, fake, "ready", a.Ready)
+	var replies []bot.Reply
+	var outs []*output
+	for i := range n {
+		out := &output{a: a, team: "T1", channel: "C" + itoa(i), thread: "1700000000.000001", user: "U1"}
+		r, err := out.Start(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = r.Append(ctx, "interim "+itoa(i))
+		replies = append(replies, r)
+		outs = append(outs, out)
+	}
+	waitFake(t, fake, "interim messages", func() bool {
+		for _, o := range outs {
+			if len(fake.BotReplies(o.channel, o.thread)) != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	start := time.Now()
+	errs := make(chan error, n)
+	for i, r := range replies {
+		go func() { errs <- r.Finish(ctx, "final answer "+itoa(i)) }()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	took := time.Since(start)
+	if took > 3*time.Second { // chat.update alone would need 6 × 1.1 s
+		t.Errorf("finishing %d answers took %v", n, took)
+	}
+	waitFake(t, fake, "interim messages deleted", func() bool {
+		for i, o := range outs {
+			r := fake.BotReplies(o.channel, o.thread)
+			if len(r) != 1 || r[0].Text != "final answer "+itoa(i) {
+				return false
+			}
+		}
+		return true
+	})
+	for _, c := range fake.Calls("chat.update", "chat.delete") {
+		if c.Status == 429 {
+			t.Errorf("%s was rate limited", c.Method)
+		}
+	}
+}

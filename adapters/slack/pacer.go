@@ -27,7 +27,8 @@ const (
 // its Retry-After. The dispatcher goroutine runs only while someone waits and
 // exits as soon as the queue is empty.
 type lane struct {
-	lim *rate.Limiter
+	lim      *rate.Limiter
+	interval time.Duration
 
 	mu          sync.Mutex
 	queues      [numPriorities][]*ticket
@@ -47,6 +48,7 @@ type ticket struct {
 func newLane(interval time.Duration, burst int) *lane {
 	return &lane{
 		lim:      rate.NewLimiter(rate.Every(interval), max(burst, 1)),
+		interval: interval,
 		wake:     make(chan struct{}, 1),
 		lastUsed: time.Now(),
 	}
@@ -108,6 +110,18 @@ func (l *lane) pausedFor() time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return time.Until(l.pausedUntil)
+}
+
+// backlog estimates how long a new caller of priority p would wait: the
+// callers ahead of it times the interval, plus any pause.
+func (l *lane) backlog(p priority) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for q := priority(0); q <= p; q++ {
+		n += len(l.queues[q])
+	}
+	return time.Duration(n)*l.interval + max(0, time.Until(l.pausedUntil))
 }
 
 // idle reports whether nobody waits and the lane was unused for d.
@@ -198,7 +212,8 @@ func (l *lane) dispatch() {
 // pacing is the one pacing layer of a workspace: every reply streaming in it
 // shares these lanes.
 type pacing struct {
-	update *lane // chat.update and chat.delete (Tier 3)
+	update *lane // chat.update (Tier 3)
+	delete *lane // chat.delete (Tier 3, a budget of its own)
 	stream *lane // chat.startStream / appendStream / stopStream (Tier 4)
 
 	postInterval time.Duration
@@ -206,13 +221,25 @@ type pacing struct {
 	mu           sync.Mutex
 	posts        map[string]*lane // chat.postMessage, per channel
 
-	noStatus atomic.Bool // assistant.threads.setStatus refused here
-	noNative atomic.Bool // native streaming refused here
+	// noStatus / noNative remember that assistant.threads.setStatus or
+	// native streaming was refused, separately for channels [0] and DMs [1]
+	// (Slack may allow them in assistant DM threads only).
+	noStatus [2]atomic.Bool
+	noNative [2]atomic.Bool
+}
+
+// kind indexes noStatus and noNative.
+func kind(dm bool) int {
+	if dm {
+		return 1
+	}
+	return 0
 }
 
 func newPacing(cfg *Config) *pacing {
 	return &pacing{
 		update:       newLane(budgetInterval(cfg.UpdatesPerMinute, cfg.PacingWindow), 1),
+		delete:       newLane(budgetInterval(cfg.UpdatesPerMinute, cfg.PacingWindow), 1),
 		stream:       newLane(budgetInterval(cfg.StreamCallsPerMinute, cfg.PacingWindow), 1),
 		postInterval: cfg.PostInterval,
 		postBurst:    cfg.PostBurst,
