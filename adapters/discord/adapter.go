@@ -134,7 +134,9 @@ func New(cfg Config, engine Engine) (*Adapter, error) {
 	}
 	// REST: route every call under APIURL and watch rate-limit headers.
 	hc := *cfg.HTTPClient
-	hc.Transport = newTransport(cfg.APIURL, cfg.HTTPClient.Transport, a.pacer, cfg.GlobalRate)
+	tr := newTransport(cfg.APIURL, cfg.HTTPClient.Transport, a.pacer, cfg.GlobalRate)
+	tr.fallback = a.currentRunCtx
+	hc.Transport = tr
 	s.Client = &hc
 	// Gateway: we own reconnection (so it stops with Run's context), we
 	// keep our own small caches instead of discordgo's state (whose objects
@@ -146,7 +148,7 @@ func New(cfg Config, engine Engine) (*Adapter, error) {
 	s.SyncEvents = true
 	s.Identify.Intents = allIntents
 	s.LogLevel = discordgo.LogError
-	a.dialer = &connDialer{}
+	a.dialer = &connDialer{runCtx: a.currentRunCtx}
 	s.Dialer = &websocket.Dialer{
 		Proxy:            http.ProxyFromEnvironment,
 		HandshakeTimeout: 30 * time.Second,
@@ -157,6 +159,14 @@ func New(cfg Config, engine Engine) (*Adapter, error) {
 	}
 	a.addHandlers()
 	return a, nil
+}
+
+// currentRunCtx returns Run's context (nil before Run): the lifetime of
+// requests discordgo makes without one (the gateway lookup in Open).
+func (a *Adapter) currentRunCtx() context.Context {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.runCtx
 }
 
 // Ready reports whether the gateway session is connected and READY (or
@@ -434,14 +444,24 @@ func (a *Adapter) goTracked(f func()) bool {
 }
 
 // connDialer dials gateway sockets and remembers the last one, so that a
-// stalled handshake can be broken by closing it.
+// stalled handshake can be broken by closing it. discordgo dials without a
+// context; the dial is cancelled when Run's context ends.
 type connDialer struct {
+	runCtx func() context.Context
+
 	mu   sync.Mutex
 	last net.Conn
 }
 
 func (d *connDialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	var nd net.Dialer
+	if rc := d.runCtx(); rc != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		stop := context.AfterFunc(rc, cancel)
+		defer stop()
+	}
+	nd := net.Dialer{Timeout: 15 * time.Second}
 	c, err := nd.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err

@@ -25,6 +25,9 @@ type transport struct {
 
 	global *rate.Limiter // Discord's 50 requests/s per bot (Config.GlobalRate)
 	pacer  *pacer        // told about per-channel limits seen in headers
+	// fallback, when set, gives requests made without a context (discordgo's
+	// gateway lookup inside Open) one that ends when the adapter stops.
+	fallback func() context.Context
 
 	mu          sync.Mutex
 	globalUntil time.Time // a global 429 blocks every request until then
@@ -52,6 +55,12 @@ func newTransport(base string, next http.RoundTripper, p *pacer, globalRate int)
 // RoundTrip implements http.RoundTripper.
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
+	if ctx.Done() == nil && t.fallback != nil {
+		if fc := t.fallback(); fc != nil {
+			ctx = fc
+			req = req.WithContext(ctx)
+		}
+	}
 	u := req.URL.String()
 	rest, ours := strings.CutPrefix(u, t.from)
 	if ours && t.base != t.from {

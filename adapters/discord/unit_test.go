@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bwmarrin/discordgo"
+	"github.com/gorilla/websocket"
 
 	"github.com/cometbot/cometbot/adapters/discord/discordtest"
 )
@@ -365,24 +366,51 @@ func TestRunFailsFastOnBadToken(t *testing.T) {
 
 func TestRunStopsWhileConnecting(t *testing.T) {
 	t.Parallel()
-	// Nothing listens here: Run keeps retrying until its context ends.
-	c := DefaultConfig()
-	c.Token, c.APIURL = "tok", "http://127.0.0.1:1/api/v9"
-	c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	a, err := New(c, newFakeEngine())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	if err := a.Run(ctx); err != nil {
-		t.Errorf("Run = %v", err)
-	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("Run took %s to stop", d)
-	}
-	if err := a.Run(context.Background()); err == nil {
-		t.Error("second Run did not fail")
+	// A gateway lookup that never answers, and a gateway that never says HELLO.
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	defer hang.Close()
+	var silent *httptest.Server
+	silent = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/gateway") {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"url":"ws`+strings.TrimPrefix(silent.URL, "http")+`/ws"}`)
+			return
+		}
+		up := websocket.Upgrader{}
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _, _ = c.ReadMessage() // never sends HELLO
+	}))
+	defer silent.Close()
+	for _, tc := range []struct{ name, api string }{
+		{"nothing listens", "http://127.0.0.1:1/api/v9"},
+		{"lookup hangs", hang.URL + "/api/v9"},
+		{"no hello", silent.URL + "/api/v9"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := DefaultConfig()
+			c.Token, c.APIURL = "tok", tc.api
+			c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+			a, err := New(c, newFakeEngine())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			if err := a.Run(ctx); err != nil {
+				t.Errorf("Run = %v", err)
+			}
+			if d := time.Since(start); d > 3*time.Second {
+				t.Errorf("Run took %s to stop", d)
+			}
+			if err := a.Run(context.Background()); err == nil {
+				t.Error("second Run did not fail")
+			}
+		})
 	}
 }

@@ -41,6 +41,9 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 		rep.status = http.StatusOK
 	}
 	s.mu.Lock()
+	if len(s.calls) >= s.opts.MaxCalls {
+		s.calls = append(s.calls[:0], s.calls[len(s.calls)-s.opts.MaxCalls/2:]...)
+	}
 	s.calls = append(s.calls, Call{
 		Time: time.Now(), Method: r.Method, Path: path, Query: r.URL.RawQuery,
 		Body: body, Status: rep.status, Authorized: authorized,
@@ -204,7 +207,11 @@ func (s *Server) limitWrite(channel string, do func() reply) reply {
 	rep := do()
 	s.mu.Lock()
 	if rep.status >= 200 && rep.status < 300 || rep.status == 0 {
-		s.writeLog[channel] = append(s.writeLog[channel], now)
+		wl := s.writeLog[channel]
+		if len(wl) >= s.opts.MaxCalls {
+			wl = append(wl[:0], wl[len(wl)-s.opts.MaxCalls/2:]...)
+		}
+		s.writeLog[channel] = append(wl, now)
 	} else {
 		// A refused write (bad body, unknown message) does not use the budget.
 		rec := s.recent[channel]

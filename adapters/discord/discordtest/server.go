@@ -106,6 +106,9 @@ type Options struct {
 	RejectMessageContent bool
 	// NoEcho stops the fake from dispatching MESSAGE_CREATE for the bot's own messages.
 	NoEcho bool
+	// MaxCalls bounds the call recorder and the per-channel write log
+	// (oldest dropped) for long load runs; default 100,000.
+	MaxCalls int
 	// InteractionTimeout is how long an interaction may go unanswered
 	// before its callback is refused (Discord: 3 s). Default 3 s.
 	InteractionTimeout time.Duration
@@ -240,6 +243,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.HeartbeatInterval <= 0 {
 		opts.HeartbeatInterval = 41250 * time.Millisecond
+	}
+	if opts.MaxCalls <= 0 {
+		opts.MaxCalls = 100000
 	}
 	if opts.InteractionTimeout <= 0 {
 		opts.InteractionTimeout = 3 * time.Second
