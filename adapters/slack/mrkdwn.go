@@ -139,10 +139,16 @@ func isTableRow(line string) bool {
 
 // convertLine converts one line outside code blocks.
 func convertLine(line string) string {
-	switch {
-	case strings.TrimSpace(line) == "":
+	t := strings.TrimLeft(line, " \t")
+	if t == "" {
 		return ""
-	case reRule.MatchString(line):
+	}
+	switch c := t[0]; {
+	case c == '-' || c == '*' || c == '_' || c == '+' || c == '#' || c == '>' || (c >= '0' && c <= '9'):
+	default:
+		return convertInline(line) // no block syntax possible
+	}
+	if reRule.MatchString(line) {
 		return "──────────"
 	}
 	if m := reHeading.FindStringSubmatch(line); m != nil {
@@ -228,7 +234,8 @@ func indexRun(s, ticks string) int {
 	return -1
 }
 
-// convertText converts a code-free text segment.
+// convertText converts a code-free text segment. Each pass runs only when
+// its marker characters occur.
 func convertText(s string) string {
 	if s == "" {
 		return s
@@ -238,30 +245,48 @@ func convertText(s string) string {
 		links = append(links, link)
 		return "\x00" + strconv.Itoa(len(links)-1) + "\x00"
 	}
-	s = reLink.ReplaceAllStringFunc(s, func(m string) string {
-		sm := reLink.FindStringSubmatch(m)
-		label, target := stripEmphasis(sm[1]), sm[2]
-		if !strings.HasPrefix(target, "http://") && !strings.HasPrefix(target, "https://") && !strings.HasPrefix(target, "mailto:") {
-			return m
-		}
-		if label == "" || label == target {
-			return keep("<" + escapeSlack(target) + ">")
-		}
-		label = strings.NewReplacer("|", "¦").Replace(label)
-		return keep("<" + escapeSlack(target) + "|" + neutralizeBroadcasts(escapeSlack(label)) + ">")
-	})
-	s = reAutolink.ReplaceAllStringFunc(s, func(m string) string {
-		return keep("<" + escapeSlack(m[1:len(m)-1]) + ">")
-	})
-	s = escapeSlack(s)
-	s = reBoldItalic.ReplaceAllString(s, markBold+"_${1}_"+markBold)
-	s = reBoldStar.ReplaceAllString(s, markBold+"${1}"+markBold)
-	for range 2 { // twice: adjacent matches share a boundary character
-		s = reBoldUnder.ReplaceAllString(s, "${1}"+markBold+"${2}"+markBold+"${3}")
-		s = reItalicStar.ReplaceAllString(s, "${1}_${2}_${3}")
+	if strings.Contains(s, "](") {
+		s = reLink.ReplaceAllStringFunc(s, func(m string) string {
+			sm := reLink.FindStringSubmatch(m)
+			label, target := stripEmphasis(sm[1]), sm[2]
+			if !strings.HasPrefix(target, "http://") && !strings.HasPrefix(target, "https://") && !strings.HasPrefix(target, "mailto:") {
+				return m
+			}
+			if label == "" || label == target {
+				return keep("<" + escapeSlack(target) + ">")
+			}
+			label = strings.NewReplacer("|", "¦").Replace(label)
+			return keep("<" + escapeSlack(target) + "|" + neutralizeBroadcasts(escapeSlack(label)) + ">")
+		})
 	}
-	s = reStrike.ReplaceAllString(s, markStrike+"${1}"+markStrike)
-	s = strings.NewReplacer(markBold, "*", markStrike, "~").Replace(s)
+	if strings.Contains(s, "<http") || strings.Contains(s, "<mailto:") {
+		s = reAutolink.ReplaceAllStringFunc(s, func(m string) string {
+			return keep("<" + escapeSlack(m[1:len(m)-1]) + ">")
+		})
+	}
+	s = escapeSlack(s)
+	if strings.Contains(s, "*") {
+		if strings.Contains(s, "***") {
+			s = reBoldItalic.ReplaceAllString(s, markBold+"_${1}_"+markBold)
+		}
+		if strings.Contains(s, "**") {
+			s = reBoldStar.ReplaceAllString(s, markBold+"${1}"+markBold)
+		}
+	}
+	// Each of these runs a second time only if the first pass changed
+	// something: adjacent matches share a boundary character.
+	if strings.Contains(s, "__") {
+		s = replaceTwice(reBoldUnder, s, "${1}"+markBold+"${2}"+markBold+"${3}")
+	}
+	if strings.Contains(s, "*") {
+		s = replaceTwice(reItalicStar, s, "${1}_${2}_${3}")
+	}
+	if strings.Contains(s, "~~") {
+		s = reStrike.ReplaceAllString(s, markStrike+"${1}"+markStrike)
+	}
+	if strings.ContainsAny(s, markBold+markStrike) {
+		s = strings.NewReplacer(markBold, "*", markStrike, "~").Replace(s)
+	}
 	s = neutralizeBroadcasts(s)
 	if len(links) > 0 {
 		s = reLinkToken.ReplaceAllStringFunc(s, func(m string) string {
@@ -273,6 +298,14 @@ func convertText(s string) string {
 		})
 	}
 	return s
+}
+
+func replaceTwice(re *regexp.Regexp, s, repl string) string {
+	out := re.ReplaceAllString(s, repl)
+	if out == s {
+		return s
+	}
+	return re.ReplaceAllString(out, repl)
 }
 
 // stripEmphasis removes Markdown emphasis markers from a short label.
