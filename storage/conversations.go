@@ -85,10 +85,11 @@ func (s *Store) History(ctx context.Context, key string, limit int) (uint64, []R
 		if msgs == nil {
 			return nil
 		}
+		recs = make([]Record, 0, min(limit, 128))
 		c := msgs.Cursor()
 		for k, v := c.Last(); k != nil && len(recs) < limit; k, v = c.Prev() {
 			var r Record
-			if err := json.Unmarshal(v, &r); err != nil {
+			if err := decodeRecord(v, &r); err != nil {
 				return fmt.Errorf("record %x: %w", k, err)
 			}
 			recs = append(recs, r)
