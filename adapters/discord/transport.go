@@ -75,6 +75,13 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := t.waitGlobal(ctx); err != nil {
 		return nil, err
 	}
+	if ours && t.pacer != nil && req.Method != http.MethodGet {
+		if ch := messageRouteChannel(rest); ch != "" {
+			if err := t.pacer.admit(ctx, ch); err != nil {
+				return nil, err
+			}
+		}
+	}
 	resp, err := t.next.RoundTrip(req)
 	if err != nil {
 		if ours && t.base != t.from {

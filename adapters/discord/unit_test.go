@@ -260,6 +260,17 @@ func TestPacerSpacesWritesPerChannel(t *testing.T) {
 	if err := p.wait(ctx, "c"); err != nil || time.Since(start) > 50*time.Millisecond {
 		t.Errorf("fresh channel waited %s (%v)", time.Since(start), err)
 	}
+	// admit caps writes on the wire: 5 within the guard window, then waits.
+	g := newPacer(5, 200*time.Millisecond) // guard 220ms
+	begin := time.Now()
+	for i := 0; i < 6; i++ {
+		if err := g.admit(ctx, "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(begin); d < 200*time.Millisecond {
+		t.Errorf("6 admits in %s, want the 6th held for the 220ms guard window", d)
+	}
 	// A block pauses the channel; cancellation ends the wait.
 	p.block("d", time.Hour)
 	cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
