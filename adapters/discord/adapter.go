@@ -101,11 +101,9 @@ type Adapter struct {
 	wg      sync.WaitGroup // reply workers and interaction handlers
 }
 
-// New creates an adapter; it does not connect (Run does).
+// New creates an adapter; it does not connect (Run does). engine may be nil
+// for an adapter used only for Check (cometbot doctor); Run then fails.
 func New(cfg Config, engine Engine) (*Adapter, error) {
-	if engine == nil {
-		return nil, errors.New("discord: nil engine")
-	}
 	cfg.applyDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -226,6 +224,9 @@ func restMessage(re *discordgo.RESTError) string {
 // returns an error only for problems retrying cannot fix (bad token,
 // disallowed intents) or when called twice.
 func (a *Adapter) Run(ctx context.Context) error {
+	if a.engine == nil {
+		return errors.New("discord: Run needs an engine (New was given nil)")
+	}
 	if !a.running.CompareAndSwap(false, true) {
 		return errors.New("discord: Run called twice")
 	}

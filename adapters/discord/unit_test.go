@@ -321,7 +321,7 @@ func TestCheck(t *testing.T) {
 	newAdapter := func(token, api string) *Adapter {
 		c := DefaultConfig()
 		c.Token, c.APIURL, c.Logger = token, api, quiet
-		a, err := New(c, newFakeEngine())
+		a, err := New(c, nil) // as cometbot doctor does
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -351,6 +351,9 @@ func TestCheck(t *testing.T) {
 	}
 	if n != 2 {
 		t.Errorf("%d calls to /users/@me at the fake, want 2", n)
+	}
+	if err := newAdapter(srv.Token(), srv.APIURL()).Run(ctx); err == nil || !strings.Contains(err.Error(), "engine") {
+		t.Errorf("Run without an engine = %v", err)
 	}
 }
 
