@@ -85,7 +85,7 @@ type Adapter struct {
 	intents    discordgo.Intent
 	registered bool
 	invited    bool
-	closed     bool            // Run is done: no new tracked goroutines
+	closed     bool            // Run is shutting down: no new tracked goroutines
 	runCtx     context.Context // Run's context; nil before Run
 	stopCtx    context.Context // ends ShutdownGrace after Run's context
 
@@ -256,6 +256,12 @@ func (a *Adapter) Run(ctx context.Context) error {
 		a.log.Debug("close gateway session", "err", cerr)
 	}
 	workers.Wait()
+	// From now on no goroutine is added to a.wg (so waiting on it is
+	// sound): replies the engine starts during its own shutdown (e.g.
+	// "interrupted" notices) are delivered synchronously by Finish/Fail.
+	a.mu.Lock()
+	a.closed = true
+	a.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		a.wg.Wait()
@@ -270,11 +276,6 @@ func (a *Adapter) Run(ctx context.Context) error {
 		stopAll()
 		<-done
 	}
-	// Replies the engine starts from now on (e.g. "interrupted" notices
-	// during its own shutdown) are delivered synchronously by Finish/Fail.
-	a.mu.Lock()
-	a.closed = true
-	a.mu.Unlock()
 	return err
 }
 
@@ -427,8 +428,8 @@ func (a *Adapter) enqueue(m *discordgo.Message) {
 	}
 }
 
-// goTracked runs f on a goroutine that Run waits for at shutdown. After
-// Run has finished waiting it runs nothing and returns false.
+// goTracked runs f on a goroutine that Run waits for at shutdown. Once Run
+// is shutting down it runs nothing and returns false.
 func (a *Adapter) goTracked(f func()) bool {
 	a.mu.Lock()
 	if a.closed {
