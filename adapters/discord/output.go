@@ -225,7 +225,14 @@ func (r *reply) run() {
 		return
 	}
 	if r.pending() == 0 {
-		r.typing()
+		// Typing goes out beside the stream so that a first token arriving
+		// meanwhile is posted without waiting for it.
+		typed := make(chan struct{})
+		go func() {
+			defer close(typed)
+			r.typing()
+		}()
+		defer func() { <-typed }()
 	}
 	tick := time.NewTicker(typingEvery)
 	defer tick.Stop()
