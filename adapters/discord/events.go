@@ -291,11 +291,7 @@ func (a *Adapter) normalize(ctx context.Context, m *discordgo.Message) (bot.Mess
 		tgt.conv = m.ID
 		if a.cfg.OpenThreads && (!known || info.threadable()) && !a.threadsBlocked(m.ChannelID) {
 			tgt.openThread = true
-			fallback := "Chat"
-			if id.botName != "" {
-				fallback = "Chat with " + id.botName
-			}
-			tgt.threadName = threadName(text, fallback)
+			tgt.text, tgt.botName = text, id.botName // the thread is named when opened
 		} else {
 			tgt.replyRef = true
 		}

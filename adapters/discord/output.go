@@ -21,7 +21,9 @@ type target struct {
 	source     string // the user's message
 	guild      string
 	openThread bool   // first open a public thread on source (in channel) and answer there
-	threadName string // name of that thread
+	text       string // the user's text and the bot's name, to name that thread
+	botName    string
+	threadName string // set when the thread is opened
 	replyRef   bool   // the first reply message references source
 	conv       string // conversation thread key; bot messages posted in channel map to it
 }
@@ -307,6 +309,11 @@ func (r *reply) prepare(ctx context.Context) {
 		return
 	}
 	parent, src := r.t.channel, r.t.source
+	fallback := "Chat"
+	if r.t.botName != "" {
+		fallback = "Chat with " + r.t.botName
+	}
+	r.t.threadName = threadName(r.t.text, fallback)
 	for attempt := 0; ; attempt++ {
 		if ctx.Err() != nil {
 			return // not set up: Finish will try again with its own context
