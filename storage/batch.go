@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -11,10 +12,15 @@ import (
 // maxGroup bounds the writes committed in one transaction.
 const maxGroup = 1000
 
+// lazyDelay is how long a lazy write (MarkSeen) waits for another write to
+// share its commit before it is committed alone.
+const lazyDelay = 50 * time.Millisecond
+
 // groupCall is one write waiting for the group committer.
 type groupCall struct {
-	fn  func(*bolt.Tx) error
-	err chan error
+	fn   func(*bolt.Tx) error
+	err  chan error
+	lazy bool
 }
 
 // errSolo asks a caller to run its function in its own transaction: it
@@ -26,22 +32,41 @@ var errSolo = errors.New("storage: run alone")
 // when idle and, while a commit (and its fsync) is running, gathers every
 // write that arrives into the next transaction. A lone write therefore costs
 // one fsync; concurrent writes share one.
+//
+// Lazy writes (event ids from MarkSeen, which the engine persists in the
+// background) do not start a commit by themselves: they ride along with the
+// next ordinary write — typically the turn they belong to, milliseconds
+// later — or are committed alone after lazyDelay. A turn then costs one
+// commit instead of two.
 type committer struct {
 	db *bolt.DB
 
 	mu      sync.Mutex
 	queue   []groupCall
+	eager   int // queued calls that are not lazy
 	running bool
+	closing bool
+	wake    chan struct{}  // capacity 1: an eager write was queued
 	idle    sync.WaitGroup // counts the running flush goroutine
+	delay   time.Duration  // lazyDelay (tests change it)
+}
+
+func newCommitter(db *bolt.DB) *committer {
+	return &committer{db: db, wake: make(chan struct{}, 1), delay: lazyDelay}
 }
 
 // batch runs fn in a shared read-write transaction. fn may run more than
 // once (alone, after a group it was part of failed), so it must be
 // idempotent apart from its effect on the transaction, as with db.Batch.
-func (c *committer) batch(fn func(*bolt.Tx) error) error {
+// A lazy call waits up to lazyDelay for company (see committer).
+func (c *committer) batch(fn func(*bolt.Tx) error, lazy bool) error {
 	ch := make(chan error, 1)
 	c.mu.Lock()
-	c.queue = append(c.queue, groupCall{fn: fn, err: ch})
+	c.queue = append(c.queue, groupCall{fn: fn, err: ch, lazy: lazy})
+	if !lazy {
+		c.eager++
+		c.poke()
+	}
 	if !c.running {
 		c.running = true
 		c.idle.Add(1)
@@ -61,12 +86,33 @@ func (c *committer) flush() {
 	defer c.idle.Done()
 	for {
 		c.mu.Lock()
+		if len(c.queue) > 0 && c.eager == 0 && !c.closing {
+			// Only lazy writes: give an ordinary write the chance to carry them.
+			c.mu.Unlock()
+			t := time.NewTimer(c.delay)
+			select {
+			case <-c.wake:
+			case <-t.C:
+			}
+			t.Stop()
+			c.mu.Lock()
+		}
+		select { // a wake-up for writes this group takes
+		case <-c.wake:
+		default:
+		}
 		calls := c.queue
 		if len(calls) > maxGroup {
 			calls = calls[:maxGroup:maxGroup]
 			c.queue = c.queue[maxGroup:]
 		} else {
 			c.queue = nil
+		}
+		c.eager = 0
+		for _, call := range c.queue {
+			if !call.lazy {
+				c.eager++
+			}
 		}
 		if len(calls) == 0 {
 			c.running = false
@@ -110,11 +156,35 @@ func (s *Store) batch(fn func(*bolt.Tx) error) error {
 	if s.group == nil {
 		return s.db.Batch(fn)
 	}
-	return s.group.batch(fn)
+	return s.group.batch(fn, false)
 }
 
-// wait blocks until no flush is running (used by Close).
-func (c *committer) wait() { c.idle.Wait() }
+// lazyBatch is batch for writes that may wait up to lazyDelay to share a
+// commit with the next ordinary write.
+func (s *Store) lazyBatch(fn func(*bolt.Tx) error) error {
+	if s.group == nil {
+		return s.db.Batch(fn)
+	}
+	return s.group.batch(fn, true)
+}
+
+// poke wakes a flush waiting for company; c.mu must be held.
+func (c *committer) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close commits what is queued without waiting and returns when no flush
+// is running (used by Close).
+func (c *committer) close() {
+	c.mu.Lock()
+	c.closing = true
+	c.poke()
+	c.mu.Unlock()
+	c.idle.Wait()
+}
 
 func safeCall(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
 	defer func() {

@@ -1,11 +1,13 @@
 package storage
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -56,5 +58,59 @@ func TestGroupCommit(t *testing.T) {
 				return nil
 			})
 		})
+	}
+}
+
+func TestLazyWriteRidesAlong(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "lazy.db"))
+	s.group.delay = time.Hour // only an ordinary write (or Close) may commit it
+	var lazyTx, eagerTx int
+	lazyDone := make(chan error, 1)
+	go func() {
+		lazyDone <- s.lazyBatch(func(tx *bolt.Tx) error {
+			lazyTx = tx.ID()
+			return tx.Bucket(bucketKV).Put([]byte("lazy"), []byte("1"))
+		})
+	}()
+	for queued := false; !queued; {
+		s.group.mu.Lock()
+		queued = len(s.group.queue) == 1
+		s.group.mu.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case err := <-lazyDone:
+		t.Fatalf("lazy write committed alone: %v", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	if err := s.batch(func(tx *bolt.Tx) error {
+		eagerTx = tx.ID()
+		return tx.Bucket(bucketKV).Put([]byte("eager"), []byte("1"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-lazyDone; err != nil {
+		t.Fatal(err)
+	}
+	if lazyTx != eagerTx {
+		t.Fatalf("lazy write in tx %d, ordinary write in tx %d: want one commit", lazyTx, eagerTx)
+	}
+
+	// Alone, a lazy write is committed by Close at the latest.
+	go func() {
+		_, err := s.MarkSeen(context.Background(), "ev-close", time.Hour)
+		lazyDone <- err
+	}()
+	for queued := false; !queued; {
+		s.group.mu.Lock()
+		queued = len(s.group.queue) == 1
+		s.group.mu.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-lazyDone; err != nil {
+		t.Fatalf("lazy write at Close: %v", err)
 	}
 }

@@ -11,7 +11,11 @@ import (
 
 // MarkSeen records that event id was processed and keeps it for ttl. It
 // returns true the first time an (unexpired) id is seen and false for a
-// duplicate. Concurrent calls are batched.
+// duplicate. The write is lazy: it shares the commit of the next ordinary
+// write (such as the turn the event starts) and is committed alone after at
+// most 50 ms, so MarkSeen may take that long to return; callers that need
+// the answer at once check Seen first and persist with MarkSeen in the
+// background, as the engine does.
 func (s *Store) MarkSeen(ctx context.Context, id string, ttl time.Duration) (bool, error) {
 	if err := ctxErr(ctx); err != nil {
 		return false, err
@@ -31,7 +35,7 @@ func (s *Store) MarkSeen(ctx context.Context, id string, ttl time.Duration) (boo
 		return false, nil
 	}
 	var first bool
-	err := s.batch(func(tx *bolt.Tx) error {
+	err := s.lazyBatch(func(tx *bolt.Tx) error {
 		first = false
 		seen := tx.Bucket(bucketSeen)
 		if v := seen.Get(k); len(v) == 8 {

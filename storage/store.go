@@ -99,7 +99,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.MaxBatchDelay > 0 {
 		db.MaxBatchDelay = opts.MaxBatchDelay
 	} else {
-		s.group = &committer{db: db}
+		s.group = newCommitter(db)
 	}
 	if err := s.init(); err != nil {
 		_ = db.Close()
@@ -140,7 +140,7 @@ func (s *Store) Path() string { return s.path }
 // Close closes the database.
 func (s *Store) Close() error {
 	if s.group != nil {
-		s.group.wait()
+		s.group.close()
 	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("storage: close: %w", err)
