@@ -2,6 +2,7 @@ package storage
 
 import (
 	"encoding/json"
+	"math"
 	"strconv"
 	"time"
 	"unicode"
@@ -359,4 +360,100 @@ func (p *jsonParser) time(dst *time.Time) bool {
 		}
 	}
 	return false
+}
+
+// decodeCounter is json.Unmarshal(data, c) on a zero Counter, without
+// reflection for the object json.Marshal(Counter) writes.
+func decodeCounter(data []byte, c *Counter) error {
+	*c = Counter{}
+	if fastCounter(data, c) {
+		return nil
+	}
+	*c = Counter{}
+	return json.Unmarshal(data, c)
+}
+
+func fastCounter(data []byte, c *Counter) bool {
+	p := jsonParser{b: data}
+	p.ws()
+	if !p.eat('{') {
+		return false
+	}
+	p.ws()
+	if p.eat('}') {
+		return p.end()
+	}
+	for {
+		p.ws()
+		key, ok := p.rawKey()
+		if !ok {
+			return false
+		}
+		p.ws()
+		if !p.eat(':') {
+			return false
+		}
+		p.ws()
+		if !p.null() {
+			var n int
+			switch string(key) {
+			case "replies":
+				ok = p.int(&c.Replies)
+			case "input_tokens":
+				ok = p.int(&n)
+				c.InputTokens = int64(n)
+			case "output_tokens":
+				ok = p.int(&n)
+				c.OutputTokens = int64(n)
+			case "cost":
+				ok = p.float(&c.Cost)
+			default:
+				return false
+			}
+			if !ok {
+				return false
+			}
+		}
+		p.ws()
+		if p.eat('}') {
+			return p.end()
+		}
+		if !p.eat(',') {
+			return false
+		}
+	}
+}
+
+// encodeCounter returns exactly what json.Marshal(c) returns.
+func encodeCounter(c Counter) ([]byte, error) {
+	if math.IsNaN(c.Cost) || math.IsInf(c.Cost, 0) {
+		return json.Marshal(c) // the error encoding/json reports
+	}
+	b := make([]byte, 0, 80)
+	b = append(b, `{"replies":`...)
+	b = strconv.AppendInt(b, int64(c.Replies), 10)
+	b = append(b, `,"input_tokens":`...)
+	b = strconv.AppendInt(b, c.InputTokens, 10)
+	b = append(b, `,"output_tokens":`...)
+	b = strconv.AppendInt(b, c.OutputTokens, 10)
+	b = append(b, `,"cost":`...)
+	b = appendJSONFloat(b, c.Cost)
+	return append(b, '}'), nil
+}
+
+// appendJSONFloat formats f as encoding/json does for a float64.
+func appendJSONFloat(b []byte, f float64) []byte {
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// clean up e-09 to e-9
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
 }

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"encoding/json"
+	"math"
 	"reflect"
 	"testing"
 	"time"
@@ -71,4 +72,50 @@ func FuzzDecodeRecord(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) { checkDecode(t, data) })
+}
+
+func TestCounterJSON(t *testing.T) {
+	for _, c := range []Counter{
+		{}, {Replies: 1, InputTokens: 2, OutputTokens: 3, Cost: 0.000123}, {Replies: -5, Cost: 1e-7}, {Cost: 1e21},
+		{Cost: 123456789.125}, {Cost: -0.5}, {InputTokens: 1 << 50, OutputTokens: -1 << 40, Cost: 5e-324},
+	} {
+		want, _ := json.Marshal(c)
+		got, err := encodeCounter(c)
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("encodeCounter(%+v) = %s, %v; encoding/json: %s", c, got, err, want)
+		}
+		var back Counter
+		if err := decodeCounter(got, &back); err != nil || back != c {
+			t.Fatalf("decodeCounter(%s) = %+v, %v", got, back, err)
+		}
+	}
+	for _, in := range []string{`{}`, `{"replies":1.5}`, `{"Replies":2}`, `{"cost":null}`, `{"x":1}`, `[`, `{"input_tokens":1e3}`} {
+		var a, b Counter
+		errA := json.Unmarshal([]byte(in), &a)
+		errB := decodeCounter([]byte(in), &b)
+		if (errA == nil) != (errB == nil) || a != b {
+			t.Fatalf("decodeCounter(%s) = %+v, %v; encoding/json: %+v, %v", in, b, errB, a, errA)
+		}
+	}
+	if _, err := encodeCounter(Counter{Cost: math.NaN()}); err == nil {
+		t.Fatal("NaN cost encoded")
+	}
+}
+
+func FuzzCounterJSON(f *testing.F) {
+	f.Add(1, int64(2), int64(3), 0.25, []byte(`{"replies":1}`))
+	f.Fuzz(func(t *testing.T, r int, in, out int64, cost float64, raw []byte) {
+		c := Counter{Replies: r, InputTokens: in, OutputTokens: out, Cost: cost}
+		want, wantErr := json.Marshal(c)
+		got, err := encodeCounter(c)
+		if (wantErr == nil) != (err == nil) || string(got) != string(want) {
+			t.Fatalf("encodeCounter(%+v) = %s, %v; encoding/json: %s, %v", c, got, err, want, wantErr)
+		}
+		var a, b Counter
+		errA := json.Unmarshal(raw, &a)
+		errB := decodeCounter(raw, &b)
+		if (errA == nil) != (errB == nil) || (errA == nil && a != b) {
+			t.Fatalf("decodeCounter(%q) = %+v, %v; encoding/json: %+v, %v", raw, b, errB, a, errA)
+		}
+	})
 }

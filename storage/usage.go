@@ -73,11 +73,11 @@ func addUsage(tx *bolt.Tx, e UsageEntry) error {
 		} {
 			var c Counter
 			if v := b.Get(k); v != nil {
-				if err := json.Unmarshal(v, &c); err != nil {
+				if err := decodeCounter(v, &c); err != nil {
 					return err
 				}
 			}
-			data, err := json.Marshal(c.Add(e.Counter))
+			data, err := encodeCounter(c.Add(e.Counter))
 			if err != nil {
 				return err
 			}
