@@ -301,8 +301,11 @@ func New(opts Options) (*Server, error) {
 	mux.HandleFunc("/gateway", s.serveGateway)
 	mux.HandleFunc("/gateway/", s.serveGateway)
 	mux.HandleFunc("/", s.serveREST)
-	s.hs = httptest.NewServer(mux)
-	s.URL = s.hs.URL
+	// URL is set before the server starts serving, so handlers read it
+	// without a race.
+	s.hs = httptest.NewUnstartedServer(mux)
+	s.URL = "http://" + s.hs.Listener.Addr().String()
+	s.hs.Start()
 	return s, nil
 }
 

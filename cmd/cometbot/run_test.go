@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cometbot/cometbot/adapters/discord/discordtest"
+	"github.com/cometbot/cometbot/adapters/slack/slacktest"
+	"github.com/cometbot/cometbot/llm/llmtest"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
+func (l *lockedBuffer) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRunServesSlackAndDiscordAtOnce starts the real binary with both
+// platforms' tokens against loopback fakes: both connect (/readyz 200), a
+// Slack mention and a Discord mention are both answered, and SIGTERM stops
+// the process cleanly.
+func TestRunServesSlackAndDiscordAtOnce(t *testing.T) {
+	gw := llmtest.New(t, llmtest.Options{Echo: true, APIKey: "sk-run"})
+	sl := slacktest.Start(t, slacktest.Options{})
+	dc := discordtest.NewTest(t, discordtest.Options{})
+	addr := freeAddr(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "run")
+	cmd.Env = []string{
+		"COMETAPI_KEY=sk-run", "COMETAPI_BASE_URL=" + gw.URL(),
+		"COMETBOT_DB=" + filepath.Join(t.TempDir(), "bot.db"), "COMETBOT_HTTP_ADDR=" + addr,
+		"SLACK_BOT_TOKEN=" + sl.Options().BotToken, "SLACK_APP_TOKEN=" + sl.Options().AppToken, "SLACK_API_URL=" + sl.APIURL(),
+		"DISCORD_BOT_TOKEN=" + dc.Token(), "DISCORD_API_URL=" + dc.APIURL(),
+	}
+	var logs lockedBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+
+	readyz := func() int {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitFor(t, "/readyz to answer 200 (both platforms connected)", 20*time.Second, func() bool { return readyz() == 200 })
+
+	ev := sl.Mention("U1", "C1", "<@UBOT> hello from slack", "")
+	sl.SendEvent(ev)
+	um := dc.UserMessage(discordtest.Post{ChannelID: discordtest.GeneralChannel, Content: fmt.Sprintf("<@%s> hello from discord", dc.BotID())})
+	waitFor(t, "the Slack reply in the thread", 20*time.Second, func() bool {
+		for _, m := range sl.BotReplies("C1", ev.TS) {
+			if strings.Contains(m.Body(), "echo: hello from slack") {
+				return true
+			}
+		}
+		return false
+	})
+	waitFor(t, "the Discord reply", 20*time.Second, func() bool {
+		for _, m := range dc.BotMessages(um.ID) {
+			if m.Content == "echo: hello from discord" {
+				return true
+			}
+		}
+		return false
+	})
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+		if waitErr != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", waitErr, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no exit after SIGTERM\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), "sk-run") || strings.Contains(logs.String(), sl.Options().BotToken) || strings.Contains(logs.String(), dc.Token()) {
+		t.Fatalf("a secret reached the logs:\n%s", logs.String())
+	}
+}
