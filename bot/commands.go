@@ -58,7 +58,7 @@ const shortHelp = "Try `/model`, `/reset`, `/system`, `/usage`, `/forget` or `/h
 const helpText = "*cometbot commands*\n" +
 	"• `/model` — show the model used here and where it was set\n" +
 	"• `/model list [filter] [page]` — text models with prices (USD per million tokens in/out)\n" +
-	"• `/model <id or alias> [thread|channel|server]` — switch model (default: this channel, or this DM)\n" +
+	"• `/model <id or alias> [thread|channel|server]` — switch model (default: this thread if you're in one, else this channel or DM)\n" +
 	"• `/model <id> temperature=0.3 max_tokens=800` — also set sampling options\n" +
 	"• `/system [thread:|channel:|server:] <prompt>` — set the system prompt; `/system` shows it, `/system clear` removes it\n" +
 	"• `/reset` — start a new conversation here\n" +
@@ -83,6 +83,15 @@ func settingsScope(c Command, word string) (string, string) {
 		return ScopeWorkspace, ""
 	}
 	return "", ""
+}
+
+// defaultLevel is where a setting command writes without a scope word: the
+// thread it was issued in, else the channel (in a DM: the user's DM).
+func defaultLevel(c Command) string {
+	if c.Thread != "" {
+		return ScopeThread
+	}
+	return ScopeChannel
 }
 
 func isScopeWord(w string) bool {
@@ -168,10 +177,7 @@ func (e *Engine) cmdModel(ctx context.Context, c Command, args string) Answer {
 		}
 	}
 	if level == "" {
-		level = ScopeChannel
-		if c.Thread != "" && c.Thread == c.Channel { // platforms whose threads are channels
-			level = ScopeThread
-		}
+		level = defaultLevel(c)
 	}
 	if !e.mayChange(c, level, CmdModel) {
 		return Answer{Text: refuseAdmin, Private: true}
@@ -422,7 +428,7 @@ func (e *Engine) cmdSystem(ctx context.Context, c Command, args string) Answer {
 		return Answer{Text: fmt.Sprintf("System prompt here (set by %s):\n> %s", describeScope(r.SystemFrom), strings.ReplaceAll(r.SystemPrompt, "\n", "\n> ")), Private: true}
 	}
 	if level == "" {
-		level = ScopeChannel
+		level = defaultLevel(c)
 	}
 	if !e.mayChange(c, level, CmdSystem) {
 		return Answer{Text: refuseAdmin, Private: true}

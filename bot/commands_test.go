@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cometbot/cometbot/llm"
 	"github.com/cometbot/cometbot/storage"
 )
 
@@ -436,3 +437,42 @@ type testClock struct {
 
 func (c *testClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *testClock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+
+func TestModelInThreadDefaultsToThread(t *testing.T) {
+	h := newHarness(t, nil)
+	if got := h.run(t, cmd("U1", "model", "gpt-4o", "T1")); !strings.Contains(got, "This thread now uses `gpt-4o`") {
+		t.Fatalf("/model in a thread: %q", got)
+	}
+	h.say(t, chanMsg("U1", "in thread", "T1"))
+	h.say(t, chanMsg("U1", "elsewhere", "T2"))
+	reqs := h.model.requests()
+	if reqs[0].Model != "gpt-4o" || reqs[1].Model != "gpt-4o-mini" {
+		t.Fatalf("thread used %q, other thread %q", reqs[0].Model, reqs[1].Model)
+	}
+}
+
+func TestFollowUpWhileFirstTurnRuns(t *testing.T) {
+	release := make(chan struct{})
+	h := newHarness(t, nil)
+	h.model.answer = func(ctx context.Context, req llm.Request) (string, error) {
+		if req.Messages[len(req.Messages)-1].Content == "first" {
+			<-release
+		}
+		return "ok", nil
+	}
+	first := newOut()
+	if err := h.e.HandleMessage(context.Background(), chanMsg("U1", "first", "T1"), first); err != nil {
+		t.Fatal(err)
+	}
+	follow := chanMsg("U2", "second", "T1")
+	follow.Mentioned = false
+	second := newOut()
+	if err := h.e.HandleMessage(context.Background(), follow, second); err != nil {
+		t.Fatalf("follow-up during the first turn: %v", err)
+	}
+	close(release)
+	first.wait(t)
+	if final, _ := second.wait(t); final != "ok" {
+		t.Fatalf("follow-up answer %q", final)
+	}
+}

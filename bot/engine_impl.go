@@ -234,7 +234,12 @@ func (e *Engine) handleMessage(ctx context.Context, m Message, out Output) error
 		if m.Thread == "" || e.opts.MentionRequiredInThreads {
 			return ErrIgnored
 		}
-		ok, err := e.opts.Store.ConversationExists(ctx, key)
+		// A thread whose first turn is still running counts as the bot's.
+		ok := e.active(key)
+		var err error
+		if !ok {
+			ok, err = e.opts.Store.ConversationExists(ctx, key)
+		}
 		if err != nil {
 			return fmt.Errorf("bot: %w", err)
 		}
@@ -264,6 +269,13 @@ func (e *Engine) handleMessage(ctx context.Context, m Message, out Output) error
 		return nil
 	}
 	return e.enqueue(job{msg: m, out: out, key: key, queued: e.opts.Now()})
+}
+
+// active reports whether the conversation has queued or running turns.
+func (e *Engine) active(key string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.queues[key] != nil
 }
 
 func (e *Engine) isClosing() bool {
