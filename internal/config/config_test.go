@@ -133,3 +133,35 @@ func TestSecretsNeverPrint(t *testing.T) {
 		t.Error("want [redacted] markers")
 	}
 }
+
+// TestReadmeAccessControlExampleLoads keeps README's "Access control" YAML
+// example valid: it is parsed with the same strict decoder as a real file.
+func TestReadmeAccessControlExampleLoads(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(data)
+	for _, section := range []string{"## Access control", "### The YAML file"} {
+		i := strings.Index(readme, section)
+		if i < 0 {
+			t.Fatalf("README has no %q section", section)
+		}
+		rest := readme[i:]
+		start := strings.Index(rest, "```yaml\n")
+		end := strings.Index(rest[start+8:], "```")
+		if start < 0 || end < 0 {
+			t.Fatalf("no yaml block in %q", section)
+		}
+		var c Config
+		if err := c.ParseFile([]byte(rest[start+8:start+8+end]), "README "+section); err != nil {
+			t.Fatalf("README %s example: %v", section, err)
+		}
+		if errs := c.validateFile(); len(errs) > 0 {
+			t.Fatalf("README %s example invalid: %v", section, errs)
+		}
+		if section == "## Access control" && (len(c.File.Access.Admins) == 0 || c.File.Budgets.User.Daily == 0 || c.File.RateLimit.PerMinute == 0) {
+			t.Fatalf("access example not parsed: %+v", c.File.Access)
+		}
+	}
+}
