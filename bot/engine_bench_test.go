@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/cometbot/cometbot/llm"
 	"github.com/cometbot/cometbot/storage"
 )
@@ -243,4 +245,43 @@ func memNow() memSample {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return memSample{heap: ms.HeapAlloc, stack: ms.StackInuse}
+}
+
+// BenchmarkBoltCeiling is raw bbolt with fsync on, 500 concurrent writers
+// each appending two records (a turn's user and assistant message) through
+// db.Batch: the ceiling BenchmarkTurn/fsync/concurrent=500 is compared with
+// (same process, same disk, same run). storage has the same benchmark.
+func BenchmarkBoltCeiling(b *testing.B) {
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "raw.db"), 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = db.Close() })
+	rec := []byte(`{"role":"user","text":"How do I reverse a linked list in Go, in place, without allocating?","author":"U1","time":"2026-11-25T19:43:28Z","status":"ok"}`)
+	var n atomic.Int64
+	cpu0 := cpuTime()
+	b.SetParallelism(max(1, 500/runtime.GOMAXPROCS(0)))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			conv := []byte("slack/T1/C1/" + strconv.Itoa(int(n.Add(1)%1000)))
+			err := db.Batch(func(tx *bolt.Tx) error {
+				bk, err := tx.CreateBucketIfNotExists(conv)
+				if err != nil {
+					return err
+				}
+				for range 2 {
+					seq, _ := bk.NextSequence()
+					if err := bk.Put([]byte(strconv.FormatUint(seq, 10)), rec); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	reportTurn(b, cpu0, 0)
 }

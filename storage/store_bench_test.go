@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -217,6 +218,17 @@ func reportTurns(b *testing.B) {
 	}
 }
 
+// cpuTime is this process's user+system CPU (system includes fsync work).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func reportCPU(b *testing.B, cpu0 time.Duration) {
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+}
+
 // BenchmarkAppendTurn appends one turn (user + assistant record) to an
 // existing conversation, on a store holding 2,000 messages ("small") and
 // one holding 1M messages ("1M"), with fsync off and on. "serial" is one
@@ -237,6 +249,7 @@ func BenchmarkAppendTurn(b *testing.B) {
 					}
 					b.ReportAllocs()
 					b.ResetTimer()
+					cpu0 := cpuTime()
 					if mode == "serial" {
 						for i := 0; b.Loop(); i++ {
 							u, a := turnRecords(i)
@@ -259,6 +272,7 @@ func BenchmarkAppendTurn(b *testing.B) {
 						})
 					}
 					reportTurns(b)
+					reportCPU(b, cpu0)
 				})
 			}
 		}
@@ -430,15 +444,18 @@ func BenchmarkBoltCeiling(b *testing.B) {
 	}
 	b.Run("update/serial", func(b *testing.B) {
 		db := open(b)
+		cpu0 := cpuTime()
 		for i := 0; b.Loop(); i++ {
 			if err := db.Update(func(tx *bolt.Tx) error { return put(tx, i%1000) }); err != nil {
 				b.Fatal(err)
 			}
 		}
 		reportTurns(b)
+		reportCPU(b, cpu0)
 	})
 	b.Run("batch/parallel", func(b *testing.B) {
 		db := open(b)
+		cpu0 := cpuTime()
 		var n atomic.Int64
 		b.SetParallelism(parallelism(benchConcurrent))
 		b.RunParallel(func(pb *testing.PB) {
@@ -451,5 +468,6 @@ func BenchmarkBoltCeiling(b *testing.B) {
 			}
 		})
 		reportTurns(b)
+		reportCPU(b, cpu0)
 	})
 }
