@@ -225,9 +225,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 // measureIdle waits cfg.Idle and records idle memory.
 func measureIdle(ctx context.Context, cfg Config, p *botProcess, rep *Report) {
+	cpu0, _ := p.cpuTime()
+	t0 := time.Now()
 	select {
 	case <-time.After(cfg.Idle):
 	case <-ctx.Done():
+	}
+	if cpu1, err := p.cpuTime(); err == nil {
+		rep.IdleCPU = float64(cpu1-cpu0) / float64(time.Since(t0))
 	}
 	if st, err := p.status(); err == nil {
 		rep.IdleRSS = st.rssKiB * 1024
@@ -546,9 +551,10 @@ type Report struct {
 	SlackCalls      map[string]int // Web API calls per method
 	Slack429s       map[string]int // 429s answered to the bot, per method
 	Total429s       int
-	IdleRSS         int64 // bytes, after Idle
-	IdleHeapLive    int64 // live heap at the last GC before the load (MB resolution)
-	PeakRSS         int64 // VmHWM at the end
+	IdleRSS         int64   // bytes, after Idle
+	IdleCPU         float64 // CPU cores the idle bot uses (10 ms resolution)
+	IdleHeapLive    int64   // live heap at the last GC before the load (MB resolution)
+	PeakRSS         int64   // VmHWM at the end
 	EndRSS          int64
 	PeakHeapLive    int64 // highest live heap after a GC during the load (MB resolution)
 	PeakHeapTotal   int64 // highest heap at GC start during the load
@@ -730,7 +736,7 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintf(&b, "platform 429s          %d  %v\n", r.Total429s, nonZero(r.Slack429s))
 		fmt.Fprintf(&b, "platform calls         %v\n", nonZero(r.SlackCalls))
 	}
-	fmt.Fprintf(&b, "bot CPU                %v total, %s per turn\n", r.BotCPU, ms(r.CPUPerTurn))
+	fmt.Fprintf(&b, "bot CPU                %v total, %s per turn; idle %.1f%% of a core\n", r.BotCPU, ms(r.CPUPerTurn), 100*r.IdleCPU)
 	fmt.Fprintf(&b, "bot memory             idle RSS %s, peak RSS (VmHWM) %s, end RSS %s\n", mib(r.IdleRSS), mib(r.PeakRSS), mib(r.EndRSS))
 	fmt.Fprintf(&b, "bot heap (gctrace)     idle live %s, peak live %s, peak total %s, stacks %s, %d GCs\n",
 		mib(r.IdleHeapLive), mib(r.PeakHeapLive), mib(r.PeakHeapTotal), mib(r.PeakStacks), r.GCs)
