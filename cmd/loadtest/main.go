@@ -44,6 +44,7 @@ func main() {
 	flag.DurationVar(&cfg.Drain, "drain", 0, "wait for in-flight replies after -d (default: -turn-timeout)")
 	flag.IntVar(&cfg.Prefill, "prefill", 0, "store this many conversations in the database before starting")
 	flag.Int64Var(&prefMB, "prefill-mib", 0, "grow the prefilled database to at least this many MiB")
+	flag.BoolVar(&cfg.ColdCache, "cold", false, "evict the prefilled database from the page cache before starting (cold start)")
 	flag.DurationVar(&cfg.Idle, "idle", time.Second, "idle time after ready before the load (idle memory)")
 	flag.StringVar(&yaml, "config", "", "YAML configuration file for the bot (COMETBOT_CONFIG)")
 	flag.StringVar(&env, "env", "", "extra environment for the bot, comma-separated KEY=value")

@@ -78,6 +78,9 @@ type Config struct {
 	// size. Prefilled databases are cached in the user cache directory.
 	Prefill      int
 	PrefillBytes int64
+	// ColdCache evicts the database file from the page cache before the bot
+	// starts (posix_fadvise DONTNEED on that file only), for a cold start.
+	ColdCache bool
 	// Idle is how long the bot sits idle after it is ready, before the load,
 	// to measure idle memory (default 1s).
 	Idle time.Duration
@@ -193,6 +196,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, err
 		}
 		rep.DBBytes = size
+		if cfg.ColdCache {
+			if err := evictFromPageCache(dbPath); err != nil {
+				return nil, err
+			}
+		}
 	}
 	env := []string{
 		"COMETAPI_KEY=sk-loadtest",
@@ -266,6 +274,7 @@ func finishProcess(p *botProcess, rep *Report, loadStart time.Time, cpu0 time.Du
 		rep.Errors = append(rep.Errors, fmt.Sprintf("bot exit: %v", err))
 	}
 	rep.LogErrors, rep.LogWarnings, rep.Races, rep.Panics = p.logCounts()
+	rep.LogSamples = p.logSamples()
 	if rep.LogErrors+rep.Races+rep.Panics > 0 {
 		rep.LogTail = p.tail()
 	}
@@ -568,6 +577,7 @@ type Report struct {
 	Panics          int
 	HarnessCPU      time.Duration // CPU of this process (fakes, taps, driver) during the load
 	LogTail         string
+	LogSamples      []string // distinct warning and error messages with counts
 	Errors          []string
 	FailureExamples []string
 }
@@ -750,6 +760,9 @@ func (r *Report) Print(w io.Writer) {
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "bot log                %d errors, %d warnings, %d data races, %d panics\n", r.LogErrors, r.LogWarnings, r.Races, r.Panics)
 	fmt.Fprintf(&b, "harness CPU            %v (fakes, taps and driver, same machine)\n", r.HarnessCPU)
+	for _, l := range r.LogSamples {
+		fmt.Fprintf(&b, "  bot log: %s\n", l)
+	}
 	for _, e := range r.Errors {
 		fmt.Fprintf(&b, "error: %s\n", e)
 	}

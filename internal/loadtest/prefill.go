@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cometbot/cometbot/bot"
 	"github.com/cometbot/cometbot/llm"
 	"github.com/cometbot/cometbot/storage"
@@ -134,8 +136,29 @@ func copyFile(from, to string) error {
 		out.Close()
 		return fmt.Errorf("loadtest: copy database: %w", err)
 	}
+	// Write the copy back now: otherwise the bot's first fsync would flush
+	// the whole file and count as start-up time.
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return fmt.Errorf("loadtest: sync database copy: %w", err)
+	}
 	if err := out.Close(); err != nil {
 		return fmt.Errorf("loadtest: %w", err)
+	}
+	return nil
+}
+
+// evictFromPageCache asks the kernel to drop the file's cached pages, so the
+// bot starts with the database on disk only (a cold start), without
+// touching any other file's cache.
+func evictFromPageCache(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("loadtest: %w", err)
+	}
+	defer f.Close()
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		return fmt.Errorf("loadtest: fadvise: %w", err)
 	}
 	return nil
 }

@@ -73,11 +73,12 @@ type botProcess struct {
 
 	mu      sync.Mutex
 	gcs     []gcSample
-	logTail []string // last stderr lines that are not gctrace
-	errs    int      // log lines at level ERROR
-	warns   int      // log lines at level WARN
-	races   int      // "WARNING: DATA RACE" reports (binaries built with -race)
-	panics  int      // "panic:" and "fatal error:" lines
+	logTail []string       // last stderr lines that are not gctrace
+	errs    int            // log lines at level ERROR
+	warns   int            // log lines at level WARN
+	races   int            // "WARNING: DATA RACE" reports (binaries built with -race)
+	samples map[string]int // distinct WARN/ERROR messages and their counts
+	panics  int            // "panic:" and "fatal error:" lines
 	exited  chan struct{}
 	waitErr error
 }
@@ -160,8 +161,10 @@ func (p *botProcess) readStderr(r io.Reader) {
 			p.panics++
 		case strings.Contains(line, `"level":"ERROR"`):
 			p.errs++
+			p.sample("ERROR", line)
 		case strings.Contains(line, `"level":"WARN"`):
 			p.warns++
+			p.sample("WARN", line)
 		}
 		p.logTail = append(p.logTail, line)
 		if len(p.logTail) > 200 {
@@ -169,6 +172,35 @@ func (p *botProcess) readStderr(r io.Reader) {
 		}
 		p.mu.Unlock()
 	}
+}
+
+var reMsg = regexp.MustCompile(`"msg":"((?:[^"\\]|\\.)*)"`)
+
+// sample counts a log line by level and message; p.mu must be held.
+func (p *botProcess) sample(level, line string) {
+	msg := line
+	if m := reMsg.FindStringSubmatch(line); m != nil {
+		msg = m[1]
+	}
+	if p.samples == nil {
+		p.samples = map[string]int{}
+	}
+	if k := level + " " + msg; p.samples[k] > 0 || len(p.samples) < 20 {
+		p.samples[k]++
+	}
+}
+
+// logSamples returns "count × LEVEL message" lines, most frequent first.
+func (p *botProcess) logSamples() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]string, 0, len(p.samples))
+	for k, n := range p.samples {
+		out = append(out, fmt.Sprintf("%6d × %s", n, k))
+	}
+	slices.Sort(out)
+	slices.Reverse(out)
+	return out
 }
 
 func (p *botProcess) addGC(at time.Time, a, b, c, d string) {
