@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -66,15 +67,22 @@ func conv(tx *bolt.Tx, key string) (*bolt.Bucket, uint64) {
 // History returns up to limit most recent records of the conversation's
 // current generation, oldest first, and that generation (pass it back to
 // AppendTurn so a turn that raced a reset lands where it started). The cost
-// is proportional to limit, not to the conversation's length.
+// is proportional to limit, not to the conversation's length; with the
+// history cache, only records written since the last read are decoded.
 func (s *Store) History(ctx context.Context, key string, limit int) (uint64, []Record, error) {
 	if err := ctxErr(ctx); err != nil {
 		return 0, nil, err
 	}
 	var (
-		gen  uint64
-		recs []Record
+		gen    uint64
+		recs   []Record
+		cached *histEntry
+		epoch  uint64
+		update *histEntry
 	)
+	if s.hist != nil {
+		cached, epoch = s.hist.get(key)
+	}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b, g := conv(tx, key)
 		gen = g
@@ -83,6 +91,34 @@ func (s *Store) History(ctx context.Context, key string, limit int) (uint64, []R
 		}
 		msgs := b.Bucket(genKey(gen))
 		if msgs == nil {
+			return nil
+		}
+		seq := msgs.Sequence()
+		if e := cached; e != nil && e.gen == gen && e.seq <= seq && (e.all || len(e.recs) >= limit) {
+			window := e.recs
+			if e.seq < seq {
+				var fresh []Record
+				c := msgs.Cursor()
+				for k, v := c.Seek(u64(e.seq + 1)); k != nil; k, v = c.Next() {
+					var r Record
+					if err := decodeRecord(v, &r); err != nil {
+						return fmt.Errorf("record %x: %w", k, err)
+					}
+					fresh = append(fresh, r)
+				}
+				// The new window: the cached one plus the new records, keeping
+				// as many as before (at least limit), in one exact allocation.
+				keep, all := max(limit, len(e.recs)), e.all
+				old := e.recs
+				if n := len(old) + len(fresh); n > keep {
+					old, all = old[min(len(old), n-keep):], false
+					fresh = fresh[max(0, len(fresh)-keep):]
+				}
+				window = make([]Record, 0, len(old)+len(fresh))
+				window = append(append(window, old...), fresh...)
+				update = &histEntry{key: key, gen: gen, seq: seq, all: all, recs: window}
+			}
+			recs = slices.Clone(window[max(0, len(window)-limit):])
 			return nil
 		}
 		recs = make([]Record, 0, min(limit, 128))
@@ -94,13 +130,17 @@ func (s *Store) History(ctx context.Context, key string, limit int) (uint64, []R
 			}
 			recs = append(recs, r)
 		}
+		slices.Reverse(recs)
+		if s.hist != nil {
+			update = &histEntry{key: key, gen: gen, seq: seq, all: len(recs) < limit, recs: slices.Clone(recs)}
+		}
 		return nil
 	})
 	if err != nil {
 		return 0, nil, fmt.Errorf("storage: read history: %w", err)
 	}
-	for i, j := 0, len(recs)-1; i < j; i, j = i+1, j-1 {
-		recs[i], recs[j] = recs[j], recs[i]
+	if update != nil {
+		s.hist.put(epoch, update)
 	}
 	return gen, recs, nil
 }
@@ -202,6 +242,9 @@ func (s *Store) ResetConversation(ctx context.Context, key string) error {
 		}
 		return b.Put(keyGen, u64(gen+1))
 	})
+	if s.hist != nil {
+		s.hist.drop(key)
+	}
 	if err != nil {
 		return fmt.Errorf("storage: reset conversation: %w", err)
 	}
@@ -259,6 +302,9 @@ func (s *Store) ForgetUser(ctx context.Context, prefix, user string) (int, error
 		}
 		return nil
 	})
+	if s.hist != nil {
+		s.hist.clear() // records were deleted: cached windows may hold them
+	}
 	if err != nil {
 		return 0, fmt.Errorf("storage: forget user: %w", err)
 	}

@@ -67,6 +67,10 @@ type Options struct {
 	// share the next one — no added delay when idle, one fsync for many
 	// writes under load.
 	MaxBatchDelay time.Duration
+	// HistoryCacheBytes bounds the cache of recently read conversation
+	// windows (History then decodes only new records); 0 means
+	// DefaultHistoryCacheBytes, negative turns the cache off.
+	HistoryCacheBytes int64
 }
 
 // Store is the bbolt-backed store. It is safe for concurrent use.
@@ -75,6 +79,7 @@ type Store struct {
 	path  string
 	now   func() time.Time
 	group *committer // nil: writes use db.Batch with Options.MaxBatchDelay
+	hist  *historyCache
 }
 
 // Open opens (creating if needed) the database at path, checks its schema
@@ -96,6 +101,12 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path, now: time.Now}
+	switch {
+	case opts.HistoryCacheBytes == 0:
+		s.hist = newHistoryCache(DefaultHistoryCacheBytes)
+	case opts.HistoryCacheBytes > 0:
+		s.hist = newHistoryCache(opts.HistoryCacheBytes)
+	}
 	if opts.MaxBatchDelay > 0 {
 		db.MaxBatchDelay = opts.MaxBatchDelay
 	} else {

@@ -285,22 +285,46 @@ func parallelism(n int) int { return max(1, (n+runtime.GOMAXPROCS(0)-1)/runtime.
 // BenchmarkHistoryWindow reads the last 50 messages of a 100-message thread
 // and of a 100,000-message thread, in the same 1M-message store. The target
 // is long ≤ 1.5 × short.
+//
+// "uncached" reads and decodes the window from bbolt every time (history
+// cache off); "cached" is the steady state of a live conversation, where the
+// decoded window is kept and only new records are decoded; "cached+turn"
+// appends a turn before every read, as consecutive turns do.
 func BenchmarkHistoryWindow(b *testing.B) {
 	ctx := context.Background()
-	for _, c := range []struct {
-		name string
-		key  string
-	}{{"thread=100", benchConvKey(4242)}, {"thread=100000", benchLongKey}} {
-		b.Run(c.name, func(b *testing.B) {
-			s := openBench(b, bigStore(b), true)
-			b.ReportAllocs()
-			for b.Loop() {
-				_, recs, err := s.History(ctx, c.key, benchWindow)
-				if err != nil || len(recs) != benchWindow {
-					b.Fatalf("History = %d records, %v", len(recs), err)
+	for _, mode := range []string{"uncached", "cached", "cached+turn"} {
+		for _, c := range []struct {
+			name string
+			key  string
+		}{{"thread=100", benchConvKey(4242)}, {"thread=100000", benchLongKey}} {
+			b.Run(mode+"/"+c.name, func(b *testing.B) {
+				path := bigStore(b)
+				cache := int64(0)
+				if mode == "uncached" {
+					cache = -1
 				}
-			}
-		})
+				s, err := Open(path, Options{NoSync: true, HistoryCacheBytes: cache})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { _ = s.Close() })
+				b.ReportAllocs()
+				for i := 0; b.Loop(); i++ {
+					if mode == "cached+turn" {
+						b.StopTimer()
+						u, a := turnRecords(i)
+						if err := s.AppendTurn(ctx, c.key, 0, u, a); err != nil {
+							b.Fatal(err)
+						}
+						b.StartTimer()
+					}
+					_, recs, err := s.History(ctx, c.key, benchWindow)
+					if err != nil || len(recs) != benchWindow {
+						b.Fatalf("History = %d records, %v", len(recs), err)
+					}
+				}
+			})
+		}
 	}
 }
 

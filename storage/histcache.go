@@ -1,0 +1,118 @@
+package storage
+
+import (
+	"container/list"
+	"sync"
+	"unsafe"
+)
+
+// DefaultHistoryCacheBytes is the default budget of the history cache.
+const DefaultHistoryCacheBytes = 16 << 20
+
+// historyCache keeps the decoded tail of recently read conversations, so a
+// turn decodes only the records written since the conversation's previous
+// turn instead of its whole history window.
+//
+// Entries are immutable once stored (an update stores a new entry) and are
+// validated against the store on every use: an entry is used only for the
+// same generation, and only if the conversation's message sequence has not
+// gone backwards. Records are only ever appended, except by ForgetUser,
+// which empties the cache; the epoch makes sure a read that started before
+// such a deletion never stores what it read.
+type historyCache struct {
+	mu    sync.Mutex
+	max   int64
+	size  int64
+	epoch uint64
+	lru   *list.List // of *histEntry, most recently used first
+	byKey map[string]*list.Element
+}
+
+type histEntry struct {
+	key   string
+	gen   uint64
+	seq   uint64   // the messages bucket's sequence when recs was read
+	all   bool     // recs holds every record of the generation
+	recs  []Record // oldest first
+	bytes int64
+}
+
+func newHistoryCache(maxBytes int64) *historyCache {
+	return &historyCache{max: maxBytes, lru: list.New(), byKey: map[string]*list.Element{}}
+}
+
+// get returns the entry for key (or nil) and the current epoch.
+func (c *historyCache) get(key string) (*histEntry, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.byKey[key]; ok {
+		c.lru.MoveToFront(el)
+		return el.Value.(*histEntry), c.epoch
+	}
+	return nil, c.epoch
+}
+
+// put stores e unless the cache was invalidated since epoch was read, or an
+// entry read later is already there.
+func (c *historyCache) put(epoch uint64, e *histEntry) {
+	e.bytes = entryBytes(e)
+	if e.bytes > c.max/4 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if epoch != c.epoch {
+		return
+	}
+	if el, ok := c.byKey[e.key]; ok {
+		old := el.Value.(*histEntry)
+		if old.gen == e.gen && old.seq > e.seq {
+			return
+		}
+		c.size -= old.bytes
+		el.Value = e
+		c.lru.MoveToFront(el)
+	} else {
+		c.byKey[e.key] = c.lru.PushFront(e)
+	}
+	c.size += e.bytes
+	for c.size > c.max {
+		el := c.lru.Back()
+		old := el.Value.(*histEntry)
+		c.lru.Remove(el)
+		delete(c.byKey, old.key)
+		c.size -= old.bytes
+	}
+}
+
+// drop forgets one conversation.
+func (c *historyCache) drop(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.byKey[key]; ok {
+		c.size -= el.Value.(*histEntry).bytes
+		c.lru.Remove(el)
+		delete(c.byKey, key)
+	}
+}
+
+// clear empties the cache and starts a new epoch.
+func (c *historyCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epoch++
+	c.lru.Init()
+	clear(c.byKey)
+	c.size = 0
+}
+
+var recordSize = int64(unsafe.Sizeof(Record{}))
+
+func entryBytes(e *histEntry) int64 {
+	n := int64(len(e.key)) + 128
+	for i := range e.recs {
+		r := &e.recs[i]
+		n += recordSize + int64(len(r.Text)+len(r.Author)+len(r.AuthorName)+len(r.MessageID)+len(r.Model)+len(r.Error))
+	}
+	return n
+}
