@@ -395,6 +395,10 @@ func (e *Engine) modelChoices(_ context.Context, query string, limit int) []Choi
 }
 
 func (e *Engine) cmdReset(ctx context.Context, c Command) Answer {
+	if !c.DM && c.Thread == "" {
+		// Channel conversations live in threads: each mention starts its own.
+		return Answer{Text: "Conversations here live in threads, and every new mention starts a fresh one. To reset a thread's conversation, run the command inside that thread (on Slack: mention me there with `/reset`).", Private: true}
+	}
 	if err := e.opts.Store.ResetConversation(ctx, c.Scope().ConversationKey()); err != nil {
 		return storeFailed(e, err)
 	}
@@ -417,7 +421,7 @@ func (e *Engine) cmdSystem(ctx context.Context, c Command, args string) Answer {
 		}
 		level, args = l, strings.TrimSpace(rest)
 	}
-	if args == "" && level == "" {
+	if args == "" { // show: a scope word alone shows that scope's prompt, never clears it
 		r, err := e.resolve(ctx, c.Scope(), nil)
 		if err != nil {
 			return storeFailed(e, err)
@@ -436,7 +440,7 @@ func (e *Engine) cmdSystem(ctx context.Context, c Command, args string) Answer {
 	if len(args) > 8000 {
 		return Answer{Text: "That system prompt is too long (over 8,000 characters).", Private: true}
 	}
-	clear := args == "" || strings.EqualFold(args, "clear") || strings.EqualFold(args, "reset")
+	clear := strings.EqualFold(args, "clear") || strings.EqualFold(args, "reset")
 	err := e.opts.Store.UpdateSettings(ctx, scopeKey(c.Scope(), level), func(st *storage.Settings) {
 		if clear {
 			st.SystemPrompt = nil
@@ -493,11 +497,7 @@ func (e *Engine) cmdUsage(ctx context.Context, c Command) Answer {
 			}
 			fmt.Fprintf(&b, "%s:\n", top.label)
 			for _, nc := range list {
-				name := "`" + nc.ID + "`"
-				if top.kind == storage.KindUser {
-					name = "<@" + nc.ID + ">"
-				}
-				fmt.Fprintf(&b, "  • %s — %s\n", name, usageLine(nc.Counter))
+				fmt.Fprintf(&b, "  • `%s` — %s\n", nc.ID, usageLine(nc.Counter))
 			}
 		}
 	}

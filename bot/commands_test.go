@@ -476,3 +476,58 @@ func TestFollowUpWhileFirstTurnRuns(t *testing.T) {
 		t.Fatalf("follow-up answer %q", final)
 	}
 }
+
+func TestChannelBudgetCountsRepliesInFlight(t *testing.T) {
+	// Each reply costs $0.00045. After one reply ($0.00045 spent) the channel
+	// cap of $0.00135 leaves room for exactly two more; 20 users then ask at
+	// once while every model call is held until all have been admitted.
+	gate := make(chan struct{})
+	h := newHarness(t, func(o *Options) { o.Policy.Budgets.Channel = Limit{Daily: 0.00135} })
+	h.say(t, chanMsg("U0", "warm up", "T0"))
+	h.model.answer = func(ctx context.Context, req llm.Request) (string, error) {
+		<-gate
+		return "ok", nil
+	}
+	var outs []*recOut
+	for i := range 20 {
+		o := newOut()
+		outs = append(outs, o)
+		if err := h.e.HandleMessage(context.Background(), chanMsg(fmt.Sprint("U", i+1), "q", fmt.Sprint("T", i+1)), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // let every turn reach its budget check
+	close(gate)
+	answered := 0
+	for _, o := range outs {
+		if final, failed := o.wait(t); final != "" {
+			answered++
+		} else if !strings.Contains(failed, "channel's daily budget") {
+			t.Errorf("refusal %q", failed)
+		}
+	}
+	if answered != 2 {
+		t.Fatalf("answered %d concurrent replies, want 2 (the room left in the channel budget)", answered)
+	}
+}
+
+func TestReviewRegressions(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.Policy.Aliases = map[string]string{"Fast": "gpt-4o"} })
+	if got := h.run(t, cmd("U1", "model", "FAST", "")); !strings.Contains(got, "now uses `gpt-4o`") {
+		t.Errorf("upper-case alias: %q", got)
+	}
+	if got := h.run(t, cmd("U1", "reset", "", "")); !strings.Contains(got, "run the command inside that thread") {
+		t.Errorf("/reset in a channel outside threads: %q", got)
+	}
+	h.run(t, cmd("U1", "system", "Be kind.", ""))
+	if got := h.run(t, cmd("U1", "system", "channel", "")); !strings.Contains(got, "Be kind.") {
+		t.Errorf("/system channel should show the prompt: %q", got)
+	}
+	if got := h.run(t, cmd("U1", "system", "", "")); !strings.Contains(got, "Be kind.") {
+		t.Errorf("the prompt was cleared by a scope word: %q", got)
+	}
+	h.say(t, chanMsg("U1", "spend", "T1"))
+	if got := h.run(t, cmd("U1", "usage", "", "")); strings.Contains(got, "<@") {
+		t.Errorf("/usage must not contain raw mentions: %q", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -75,6 +76,9 @@ type Options struct {
 	SeenTTL time.Duration
 	// TurnTimeout bounds one turn, model call and delivery included (default 10m).
 	TurnTimeout time.Duration
+	// DeliveryTimeout bounds delivering the final text (or a failure notice)
+	// and persisting the turn, each counted from its start (default 30s).
+	DeliveryTimeout time.Duration
 	// Now is the clock (tests inject one); default time.Now.
 	Now func() time.Time
 	// Policy holds access control, budgets, rate limits and aliases (optional).
@@ -142,8 +146,18 @@ func New(opts Options) (*Engine, error) {
 	if opts.TurnTimeout <= 0 {
 		opts.TurnTimeout = 10 * time.Minute
 	}
+	if opts.DeliveryTimeout <= 0 {
+		opts.DeliveryTimeout = 30 * time.Second
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if len(opts.Policy.Aliases) > 0 { // aliases match case-insensitively
+		aliases := make(map[string]string, len(opts.Policy.Aliases))
+		for k, v := range opts.Policy.Aliases {
+			aliases[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
+		}
+		opts.Policy.Aliases = aliases
 	}
 	if opts.Defaults.Model == "" {
 		return nil, errors.New("bot: a default model is required")
@@ -405,9 +419,16 @@ func (e *Engine) runTurn(j job) {
 	defer cancel()
 	m := j.msg
 	log := e.log.With("conversation", j.key, "event", m.EventID)
-	// finalCtx outlives a shutdown cancel so the reply can still be finalized.
-	finalCtx, finalCancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer finalCancel()
+	if e.runCtx.Err() != nil { // shutdown overtook this queued turn
+		e.refuse(e.runCtx, j.out, interruptedMessage)
+		return
+	}
+	// final gives delivery and persistence their own DeliveryTimeout, from
+	// the moment they start, and outlives a shutdown cancel so a reply is
+	// still finalized.
+	final := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), e.opts.DeliveryTimeout)
+	}
 
 	// The adapter shows progress (a platform round trip) while the engine
 	// loads history and calls the model: neither waits for the other.
@@ -415,7 +436,9 @@ func (e *Engine) runTurn(j job) {
 	defer st.wait()
 	fail := func(msg string) {
 		if reply, ok := st.get(); ok {
-			if err := reply.Fail(finalCtx, msg); err != nil {
+			fctx, cancel := final()
+			defer cancel()
+			if err := reply.Fail(fctx, msg); err != nil {
 				log.Warn("deliver failure notice", "err", err)
 			}
 		}
@@ -443,7 +466,8 @@ func (e *Engine) runTurn(j job) {
 		fail(refusal)
 		return
 	}
-	defer release()
+	var replyCost float64
+	defer func() { release(replyCost) }()
 	req := llm.Request{
 		Model:           set.Model,
 		System:          set.SystemPrompt,
@@ -472,7 +496,10 @@ func (e *Engine) runTurn(j job) {
 		}
 		asst.Status, asst.Error, asst.Text = status, err.Error(), streamed
 		userRec.Status = status
-		if perr := e.opts.Store.AppendTurn(finalCtx, j.key, gen, userRec, asst); perr != nil {
+		pctx, cancel := final()
+		perr := e.opts.Store.AppendTurn(pctx, j.key, gen, userRec, asst)
+		cancel()
+		if perr != nil {
 			log.Error("persist failed turn", "err", perr)
 		}
 		log.Warn("turn failed", "model", set.Model, "err", err)
@@ -480,20 +507,26 @@ func (e *Engine) runTurn(j job) {
 		return
 	}
 	cost := e.cost(set.Model, resp.Usage)
+	replyCost = cost
 	asst.Status, asst.Text = storage.StatusOK, resp.Text
 	asst.InputTokens, asst.OutputTokens, asst.Cost = resp.Usage.InputTokens, resp.Usage.OutputTokens, cost
 	userRec.Status = storage.StatusOK
-	final := resp.Text
+	text := resp.Text
 	if e.opts.Policy.UsageFooter {
-		final += "\n\n" + footer(set.Model, resp.Usage, cost, e.opts.Catalog != nil)
+		text += "\n\n" + footer(set.Model, resp.Usage, cost, e.opts.Catalog != nil)
 	}
 	// The turn (history and usage, one transaction) is durable before the
 	// final text is delivered: what a user sees, the bot remembers.
-	if err := e.opts.Store.CommitTurn(finalCtx, j.key, gen, e.usageEntry(m, set.Model, resp.Usage, cost), userRec, asst); err != nil {
+	pctx, pcancel := final()
+	err = e.opts.Store.CommitTurn(pctx, j.key, gen, e.usageEntry(m, set.Model, resp.Usage, cost), userRec, asst)
+	pcancel()
+	if err != nil {
 		log.Error("persist turn", "err", err)
 	}
 	reply, _ := st.get()
-	if err := reply.Finish(finalCtx, final); err != nil {
+	fctx, fcancel := final()
+	defer fcancel()
+	if err := reply.Finish(fctx, text); err != nil {
 		log.Warn("deliver reply", "err", err)
 	}
 	log.Debug("turn done", "model", set.Model, "in", resp.Usage.InputTokens, "out", resp.Usage.OutputTokens, "took", e.opts.Now().Sub(j.queued))

@@ -421,3 +421,58 @@ func TestEstimateTokens(t *testing.T) {
 		}
 	}
 }
+
+// slowOut's Finish and Fail fail when their context has already expired.
+type ctxCheckOut struct{ *recOut }
+
+func (o ctxCheckOut) Start(ctx context.Context) (Reply, error) { return o, nil }
+func (o ctxCheckOut) Finish(ctx context.Context, s string) error {
+	if err := ctx.Err(); err != nil {
+		return o.recOut.Fail(ctx, "context expired before Finish")
+	}
+	return o.recOut.Finish(ctx, s)
+}
+
+func TestSlowReplyStillDeliveredAndStored(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.DeliveryTimeout = 50 * time.Millisecond })
+	h.model.answer = func(ctx context.Context, req llm.Request) (string, error) {
+		time.Sleep(150 * time.Millisecond) // longer than the delivery timeout
+		return "late but whole", nil
+	}
+	out := ctxCheckOut{newOut()}
+	if err := h.e.HandleMessage(context.Background(), dm("slow", "1"), out); err != nil {
+		t.Fatal(err)
+	}
+	if final, failed := out.wait(t); final != "late but whole" {
+		t.Fatalf("final=%q failed=%q", final, failed)
+	}
+	if _, recs, _ := h.store.History(context.Background(), dm("", "").Scope().ConversationKey(), 10); len(recs) != 2 || recs[1].Status != storage.StatusOK {
+		t.Fatalf("slow turn not stored: %+v", recs)
+	}
+}
+
+func TestShutdownTellsQueuedTurns(t *testing.T) {
+	h := newHarness(t, nil)
+	started := make(chan struct{})
+	h.model.answer = func(ctx context.Context, req llm.Request) (string, error) {
+		close(started)
+		<-ctx.Done()
+		return "", ctx.Err()
+	}
+	first, queued := newOut(), newOut()
+	if err := h.e.HandleMessage(context.Background(), dm("one", "1"), first); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	if err := h.e.HandleMessage(context.Background(), dm("two", "2"), queued); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_ = h.e.Shutdown(ctx)
+	for i, o := range []*recOut{first, queued} {
+		if _, failed := o.wait(t); failed != interruptedMessage {
+			t.Errorf("turn %d got %q, want the interrupted notice", i+1, failed)
+		}
+	}
+}

@@ -68,6 +68,8 @@ type gate struct {
 	mu       sync.Mutex
 	limiters map[string]*userLimit
 	budget   map[string]chan struct{} // per-user budget lock: one budgeted reply in flight
+	inflight map[string]int           // budgeted replies in flight per channel/server scope and period
+	maxCost  map[string]float64       // largest reply cost seen per scope and period
 }
 
 type userLimit struct {
@@ -77,7 +79,8 @@ type userLimit struct {
 }
 
 func newGate(p Policy, now func() time.Time) *gate {
-	return &gate{p: p, now: now, limiters: make(map[string]*userLimit), budget: make(map[string]chan struct{})}
+	return &gate{p: p, now: now, limiters: make(map[string]*userLimit), budget: make(map[string]chan struct{}),
+		inflight: make(map[string]int), maxCost: make(map[string]float64)}
 }
 
 // refusals are short and polite and say nothing about the configuration.
@@ -184,11 +187,17 @@ func (g *gate) sweepLocked(now time.Time) {
 	}
 }
 
-// reserve holds the user's budget slot (one budgeted reply in flight per
-// user) and checks every budget. It returns a release func, or a refusal.
-func (g *gate) reserve(ctx context.Context, st Store, m Message) (release func(), refusal string, err error) {
+// reserve checks every budget before a model call and returns a release
+// func to call with the reply's cost (0 when it failed), or a refusal.
+//
+// A user's budget is strict: one budgeted reply per user is in flight at a
+// time, so it can be exceeded by at most that reply. Channel and server
+// budgets also count the replies in flight, each at the largest reply cost
+// seen in that scope (or the scope's average so far), so concurrent users
+// overshoot them by at most one reply each only before any cost is known.
+func (g *gate) reserve(ctx context.Context, st Store, m Message) (release func(cost float64), refusal string, err error) {
 	if !g.p.Budgets.any() || (g.p.Budgets.AdminsExempt && g.hasAdmins() && g.isAdmin(m.Author)) {
-		return func() {}, "", nil
+		return func(float64) {}, "", nil
 	}
 	key := m.Platform + "/" + m.Workspace + "/" + m.Author.ID
 	g.mu.Lock()
@@ -203,7 +212,7 @@ func (g *gate) reserve(ctx context.Context, st Store, m Message) (release func()
 	case <-ctx.Done():
 		return nil, "", ctx.Err()
 	}
-	release = func() { <-ch }
+	unlockUser := func() { <-ch }
 	ws := m.Platform + "/" + m.Workspace
 	now := g.now()
 	checks := []struct {
@@ -214,6 +223,14 @@ func (g *gate) reserve(ctx context.Context, st Store, m Message) (release func()
 		{"this channel's", storage.KindChannel, m.Channel, g.p.Budgets.Channel},
 		{"this server's", storage.KindAll, "*", g.p.Budgets.Workspace},
 	}
+	type pending struct {
+		scope      string
+		used, cap  float64
+		avg        float64
+		what, name string
+		resets     time.Time
+	}
+	var shared []pending
 	for _, c := range checks {
 		for _, per := range []struct {
 			name, period string
@@ -228,17 +245,59 @@ func (g *gate) reserve(ctx context.Context, st Store, m Message) (release func()
 			}
 			used, err := st.Usage(ctx, per.period, ws, c.kind, c.id)
 			if err != nil {
-				release()
+				unlockUser()
 				return nil, "", err
 			}
 			if used.Cost >= per.cap {
-				release()
-				return nil, fmt.Sprintf("💸 %s %s budget of %s is used up (%s spent). It resets %s.",
-					capitalize(c.what), per.name, money(per.cap), money(used.Cost), resetsIn(now, per.resets)), nil
+				unlockUser()
+				return nil, budgetRefusal(c.what, per.name, per.cap, used.Cost, now, per.resets), nil
+			}
+			if c.kind != storage.KindUser {
+				avg := 0.0
+				if used.Replies > 0 {
+					avg = used.Cost / float64(used.Replies)
+				}
+				shared = append(shared, pending{scope: ws + "|" + c.kind + "|" + c.id + "|" + per.name, used: used.Cost, cap: per.cap, avg: avg, what: c.what, name: per.name, resets: per.resets})
 			}
 		}
 	}
+	// Count the replies already in flight in shared scopes, atomically with
+	// adding this one.
+	g.mu.Lock()
+	for _, p := range shared {
+		est := max(g.maxCost[p.scope], p.avg)
+		if p.used+float64(g.inflight[p.scope])*est >= p.cap {
+			g.mu.Unlock()
+			unlockUser()
+			return nil, budgetRefusal(p.what, p.name, p.cap, p.used, now, p.resets), nil
+		}
+	}
+	for _, p := range shared {
+		g.inflight[p.scope]++
+	}
+	g.mu.Unlock()
+	var once sync.Once
+	release = func(cost float64) {
+		once.Do(func() {
+			g.mu.Lock()
+			for _, p := range shared {
+				if g.inflight[p.scope]--; g.inflight[p.scope] <= 0 {
+					delete(g.inflight, p.scope)
+				}
+				if cost > g.maxCost[p.scope] {
+					g.maxCost[p.scope] = cost
+				}
+			}
+			g.mu.Unlock()
+			unlockUser()
+		})
+	}
 	return release, "", nil
+}
+
+func budgetRefusal(what, period string, limit, spent float64, now, resets time.Time) string {
+	return fmt.Sprintf("💸 %s %s budget of %s is used up (%s spent, including replies in progress). It resets %s.",
+		capitalize(what), period, money(limit), money(spent), resetsIn(now, resets))
 }
 
 func capitalize(s string) string { return strings.ToUpper(s[:1]) + s[1:] }

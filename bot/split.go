@@ -22,6 +22,7 @@ func Split(text string, limit int) []string {
 	if text == "" {
 		return nil
 	}
+	maxLine := limit / 4
 	var parts []string
 	fence := "" // the open fence line carried into the next part, e.g. "```go"
 	rest := text
@@ -35,7 +36,7 @@ func Split(text string, limit int) []string {
 			break
 		}
 		// Room for the body, keeping space for a closing fence line.
-		budget := limit - utf8.RuneCountInString(prefix) - (len("\n") + maxFenceLen(fence, rest, limit))
+		budget := limit - utf8.RuneCountInString(prefix) - (len("\n") + maxFenceLen(fence, rest, limit, maxLine))
 		if budget < 1 {
 			budget = 1
 		}
@@ -43,19 +44,24 @@ func Split(text string, limit int) []string {
 		cut := chooseCut(window)
 		// Never cut inside a fence line: a truncated fence line changes meaning.
 		lineStart := strings.LastIndexByte(rest[:cut], '\n') + 1
-		if lineStart > 0 && lineStart < cut && isFenceLine(fullLine(rest, lineStart)) {
+		if lineStart > 0 && lineStart < cut && isFenceLine(fullLine(rest, lineStart), maxLine) {
 			cut = lineStart - 1
 		}
 		chunk := strings.TrimRight(rest[:cut], " \t\r\n")
-		next := strings.TrimLeft(rest[cut:], " \t\r\n")
 		if chunk == "" { // only whitespace before the cut: force progress
 			cut = len(window)
 			chunk = window
-			next = rest[len(window):]
 		}
 		// Fence state after the chunk, reading a cut line as the whole line.
 		lineStart = strings.LastIndexByte(rest[:cut], '\n') + 1
-		end := fenceAfter(fenceAfter(fence, rest[:lineStart]), fullLine(rest, lineStart))
+		end := fenceAfter(fenceAfter(fence, rest[:lineStart], maxLine), fullLine(rest, lineStart), maxLine)
+		next := rest[cut:]
+		if end != "" {
+			// Inside code, keep the next line's indentation: drop only line breaks.
+			next = strings.TrimLeft(next, "\r\n")
+		} else {
+			next = strings.TrimLeft(next, " \t\r\n")
+		}
 		part := prefix + chunk
 		if end != "" {
 			part += "\n" + fenceMarker(end)
@@ -84,9 +90,9 @@ func chooseCut(window string) int {
 
 // fenceAfter returns the fence line still open after chunk, given the fence
 // open before it ("" when none).
-func fenceAfter(open, chunk string) string {
+func fenceAfter(open, chunk string, maxLine int) string {
 	for line := range strings.SplitSeq(chunk, "\n") {
-		marker, info, ok := parseFence(line)
+		marker, info, ok := parseFence(line, maxLine)
 		if !ok {
 			continue
 		}
@@ -103,7 +109,13 @@ func fenceAfter(open, chunk string) string {
 
 // parseFence reports whether line is a code fence (``` or ~~~, indented at
 // most three spaces) and returns its marker and info string.
-func parseFence(line string) (marker, info string, ok bool) {
+//
+// Fence lines longer than maxLine (a quarter of the part size) are read as
+// plain text: a fence that cannot be re-opened within a part is no fence.
+func parseFence(line string, maxLine int) (marker, info string, ok bool) {
+	if len(line) > maxLine {
+		return "", "", false
+	}
 	t := strings.TrimLeft(line, " ")
 	if len(line)-len(t) > 3 || len(t) < 3 {
 		return "", "", false
@@ -139,13 +151,13 @@ func fenceMarker(f string) string {
 }
 
 // maxFenceLen returns how much room a closing fence may need in this part.
-func maxFenceLen(open, rest string, limit int) int {
+func maxFenceLen(open, rest string, limit, maxLine int) int {
 	n := len(fenceMarker(open))
 	// A fence opened inside this part may be longer than ```; look at the
 	// fence lines that could fall in the window.
 	window := rest[:byteIndexOfRune(rest, limit)]
 	for line := range strings.SplitSeq(window, "\n") {
-		if m, _, ok := parseFence(line); ok && len(m) > n {
+		if m, _, ok := parseFence(line, maxLine); ok && len(m) > n {
 			n = len(m)
 		}
 	}
@@ -177,7 +189,7 @@ func fullLine(s string, start int) string {
 }
 
 // isFenceLine reports whether line opens or closes a code fence.
-func isFenceLine(line string) bool {
-	_, _, ok := parseFence(line)
+func isFenceLine(line string, maxLine int) bool {
+	_, _, ok := parseFence(line, maxLine)
 	return ok
 }

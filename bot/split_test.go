@@ -8,18 +8,18 @@ import (
 
 // reassemble removes the fence lines Split added at part boundaries and
 // joins the parts back together, so the result can be compared with the input.
-func reassemble(parts []string) string {
+func reassemble(parts []string, limit int) string {
 	var b strings.Builder
 	carry := ""
 	for i, p := range parts {
 		if carry != "" {
 			p = strings.TrimPrefix(p, carry+"\n")
 		}
-		next := fenceAfter(carry, p)
+		next := fenceAfter(carry, p, limit/4)
 		if i < len(parts)-1 {
 			if j := strings.LastIndexByte(p, '\n'); j >= 0 {
 				body := p[:j]
-				if open := fenceAfter(carry, body); open != "" && strings.HasPrefix(parts[i+1], open+"\n") {
+				if open := fenceAfter(carry, body, limit/4); open != "" && strings.HasPrefix(parts[i+1], open+"\n") {
 					p, next = body, open // the close line was synthetic
 				}
 			}
@@ -76,11 +76,11 @@ func TestSplit(t *testing.T) {
 					t.Errorf("part %d is not valid UTF-8", i)
 				}
 				// Every part but an unclosed original's last has balanced fences.
-				if i < len(parts)-1 && fenceAfter("", p) != "" {
+				if i < len(parts)-1 && fenceAfter("", p, tt.limit/4) != "" {
 					t.Errorf("part %d leaves a fence open:\n%s", i, p)
 				}
 			}
-			if got, want := normalizeSpace(reassemble(parts)), normalizeSpace(tt.text); got != want {
+			if got, want := normalizeSpace(reassemble(parts, tt.limit)), normalizeSpace(tt.text); got != want {
 				t.Errorf("reassembled text differs\n got: %.200q\nwant: %.200q", got, want)
 			}
 		})
@@ -125,8 +125,24 @@ func FuzzSplit(f *testing.F) {
 				t.Fatalf("part %d has %d runes > %d", i, n, limit)
 			}
 		}
-		if got, want := normalizeSpace(reassemble(parts)), normalizeSpace(text); got != want {
+		if got, want := normalizeSpace(reassemble(parts, limit)), normalizeSpace(text); got != want {
 			t.Fatalf("reassembled text differs\n got: %q\nwant: %q", got, want)
 		}
 	})
+}
+
+func TestSplitKeepsIndentationInCode(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("```python\ndef f():\n")
+	for range 60 {
+		b.WriteString("        return 1\n")
+	}
+	b.WriteString("```")
+	for i, p := range Split(b.String(), 200) {
+		for _, line := range strings.Split(p, "\n") {
+			if line != "```python" && line != "```" && line != "def f():" && line != "        return 1" {
+				t.Fatalf("part %d has a mangled line %q", i, line)
+			}
+		}
+	}
 }

@@ -43,20 +43,23 @@ func Run(ctx context.Context, e Engine, cfg Config) error {
 		cfg.User = "local"
 	}
 	w := &syncWriter{w: cfg.Out}
-	sc := bufio.NewScanner(cfg.In)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	lines, readErr := readLines(ctx, cfg.In)
 	n := 0
 	for {
 		if cfg.Prompt != "" {
 			w.print(cfg.Prompt)
 		}
-		if !sc.Scan() {
+		var line string
+		var ok bool
+		select {
+		case <-ctx.Done(): // Ctrl-C at the prompt
+			return nil
+		case line, ok = <-lines:
+		}
+		if !ok {
 			break
 		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		line := strings.TrimSpace(sc.Text())
+		line = strings.TrimSpace(line)
 		if line == "" {
 			continue
 		}
@@ -86,10 +89,34 @@ func Run(ctx context.Context, e Engine, cfg Config) error {
 			return nil
 		}
 	}
-	if err := sc.Err(); err != nil {
+	if err := <-readErr; err != nil {
 		return fmt.Errorf("terminal: read input: %w", err)
 	}
 	return nil
+}
+
+// readLines reads r line by line in a goroutine so Run can stop on ctx
+// while a read blocks. The goroutine ends at end of input, when ctx ends
+// (after its current read returns), or with the process; readErr receives
+// the read error (nil at a clean end of input) before lines is closed.
+func readLines(ctx context.Context, r io.Reader) (<-chan string, <-chan error) {
+	lines := make(chan string)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(readErr)
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		defer close(lines)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+		readErr <- sc.Err()
+	}()
+	return lines, readErr
 }
 
 type syncWriter struct {

@@ -3,8 +3,10 @@ package terminal
 import (
 	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cometbot/cometbot/bot/bottest"
 	"github.com/cometbot/cometbot/llm/llmtest"
@@ -51,5 +53,24 @@ func TestCommandsInChat(t *testing.T) {
 	p, _ := h.LastPrompt()
 	if p.Model != "gpt-4o" || p.System != "You are terse." {
 		t.Fatalf("the reply used model %q and system %q", p.Model, p.System)
+	}
+}
+
+func TestRunStopsOnCancelWhileReading(t *testing.T) {
+	h := bottest.New(t, bottest.Options{})
+	pr, pw := io.Pipe() // input that never ends, like a terminal waiting for a line
+	defer pw.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, h.Engine, Config{In: pr, Out: io.Discard}) }()
+	time.Sleep(50 * time.Millisecond)
+	cancel() // Ctrl-C
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not stop on cancel while waiting for input")
 	}
 }
