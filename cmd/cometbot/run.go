@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cometbot/cometbot/internal/config"
+	"github.com/cometbot/cometbot/internal/redact"
 )
 
 // platform is a chat platform adapter as the runner sees it.
@@ -34,6 +35,7 @@ func cmdRun(ctx context.Context, getenv func(string) string, stderr io.Writer) e
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	slog.SetDefault(log) // libraries that log through slog.Default (discordgo via the adapter) get the same format and scrubbing
 	if err := cfg.RequireKey(); err != nil {
 		return usageErr(err)
 	}
@@ -116,8 +118,11 @@ func names(ps []namedPlatform) []string {
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	// Transport errors print request URLs; Discord interaction/webhook and
+	// Slack response_url paths carry tokens, so logged errors are scrubbed.
+	return slog.New(redact.Handler(h))
 }
