@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -66,6 +67,7 @@ type gatewayTap struct {
 	calls    map[turnID]*modelCall
 	untagged int
 	errors   int
+	conns    atomic.Int64 // TCP connections the bot opened to the gateway
 }
 
 func newGatewayTap(upstream string) (*gatewayTap, error) {
@@ -82,7 +84,12 @@ func newGatewayTap(upstream string) (*gatewayTap, error) {
 		ln:    ln,
 		calls: map[turnID]*modelCall{},
 	}
-	g.srv = &http.Server{Handler: http.HandlerFunc(g.serve), ReadHeaderTimeout: 10 * time.Second}
+	g.srv = &http.Server{Handler: http.HandlerFunc(g.serve), ReadHeaderTimeout: 10 * time.Second,
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				g.conns.Add(1)
+			}
+		}}
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()

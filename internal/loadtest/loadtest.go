@@ -393,6 +393,7 @@ func runSlack(ctx context.Context, cfg Config, bin string, env []string, gtap *g
 	}
 	rep.EventToAck = newDist(acks)
 	rep.SlackCalls, rep.Slack429s = stap.counts()
+	rep.SlackConns = int(stap.conns.Load())
 	stray.Range(func(k, _ any) bool {
 		rep.Errors = append(rep.Errors, fmt.Sprintf("%v call on a channel no conversation uses", k))
 		return true
@@ -560,6 +561,8 @@ type Report struct {
 	SlackCalls      map[string]int // Web API calls per method
 	Slack429s       map[string]int // 429s answered to the bot, per method
 	Total429s       int
+	SlackConns      int     // TCP connections the bot opened to the Slack Web API
+	GatewayConns    int     // TCP connections the bot opened to the gateway
 	IdleRSS         int64   // bytes, after Idle
 	IdleCPU         float64 // CPU cores the idle bot uses (10 ms resolution)
 	IdleHeapLive    int64   // live heap at the last GC before the load (MB resolution)
@@ -583,6 +586,7 @@ type Report struct {
 }
 
 func (r *Report) collect(convs []*conversation, gtap *gatewayTap) {
+	r.GatewayConns = int(gtap.conns.Load())
 	var e2g, last, first, total, calls []time.Duration
 	var firstSent, lastFinal time.Time
 	for _, c := range convs {
@@ -745,6 +749,7 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintf(&b, "platform calls/reply   %s  (over 2+stream seconds: %d)\n", r.CallsPerReply.count(), r.OverCallBudget)
 		fmt.Fprintf(&b, "platform 429s          %d  %v\n", r.Total429s, nonZero(r.Slack429s))
 		fmt.Fprintf(&b, "platform calls         %v\n", nonZero(r.SlackCalls))
+		fmt.Fprintf(&b, "connections opened     %d to the Slack Web API, %d to the gateway\n", r.SlackConns, r.GatewayConns)
 	}
 	fmt.Fprintf(&b, "bot CPU                %v total, %s per turn; idle %.1f%% of a core\n", r.BotCPU, ms(r.CPUPerTurn), 100*r.IdleCPU)
 	fmt.Fprintf(&b, "bot memory             idle RSS %s, peak RSS (VmHWM) %s, end RSS %s\n", mib(r.IdleRSS), mib(r.PeakRSS), mib(r.EndRSS))

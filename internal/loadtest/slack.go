@@ -70,6 +70,7 @@ type slackTap struct {
 	observe  func(slackCall)
 
 	total atomic.Int64
+	conns atomic.Int64 // TCP connections the bot opened to the Web API
 }
 
 func newSlackTap(fake *slacktest.Server, limits bool, observe func(slackCall)) (*slackTap, error) {
@@ -90,7 +91,12 @@ func newSlackTap(fake *slacktest.Server, limits bool, observe func(slackCall)) (
 		limited:  map[string]int{},
 		observe:  observe,
 	}
-	t.srv = &http.Server{Handler: http.HandlerFunc(t.serve), ReadHeaderTimeout: 10 * time.Second}
+	t.srv = &http.Server{Handler: http.HandlerFunc(t.serve), ReadHeaderTimeout: 10 * time.Second,
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				t.conns.Add(1)
+			}
+		}}
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
