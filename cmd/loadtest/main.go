@@ -11,6 +11,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -66,7 +67,7 @@ func main() {
 		cfg.YAML = string(b)
 	}
 	if !quiet {
-		cfg.Log = os.Stderr
+		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

@@ -2,7 +2,6 @@ package loadtest
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -102,9 +101,6 @@ func newGatewayTap(upstream string) (*gatewayTap, error) {
 func (g *gatewayTap) URL() string { return "http://" + g.ln.Addr().String() }
 
 func (g *gatewayTap) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_ = g.srv.Shutdown(ctx)
 	_ = g.srv.Close()
 	g.wg.Wait()
 	g.client.CloseIdleConnections()

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -55,7 +56,7 @@ type Config struct {
 	// message (each pause is random in 0.5–1.5 × Think).
 	Think time.Duration
 	// Ramp spreads the conversations' first messages over this long
-	// (default: Think, at least 100ms, at most 1s).
+	// (default 1s), so they do not arrive as one synchronized wave.
 	Ramp time.Duration
 	// TTFT is the fake model's time to first token; TokensPerSecond paces
 	// its stream (0 = as fast as possible); ChunkWords is words per chunk.
@@ -88,8 +89,8 @@ type Config struct {
 	YAML string
 	// Env holds extra KEY=value pairs for the bot.
 	Env []string
-	// Log receives progress lines (nil: none).
-	Log io.Writer
+	// Log receives progress messages (nil: none).
+	Log *slog.Logger
 	// PerfData, if set, records the bot's CPU profile during the load with
 	// `perf record -g` into this file (Linux perf must be installed).
 	PerfData string
@@ -161,7 +162,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cfg.defaults()
 	logf := func(format string, args ...any) {
 		if cfg.Log != nil {
-			fmt.Fprintf(cfg.Log, "loadtest: "+format+"\n", args...)
+			cfg.Log.Info(fmt.Sprintf(format, args...))
 		}
 	}
 	dir, err := os.MkdirTemp("", "cometbot-loadtest-")
@@ -362,7 +363,7 @@ func runSlack(ctx context.Context, cfg Config, bin string, env []string, gtap *g
 	// synchronized wave) and think for a random 0.5–1.5 × Think.
 	ramp := cfg.Ramp
 	if ramp <= 0 {
-		ramp = min(max(cfg.Think, 100*time.Millisecond), time.Second)
+		ramp = time.Second
 	}
 	var wg sync.WaitGroup
 	for i, c := range convs {

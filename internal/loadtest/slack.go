@@ -2,7 +2,6 @@ package loadtest
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -109,9 +108,6 @@ func newSlackTap(fake *slacktest.Server, limits bool, observe func(slackCall)) (
 func (t *slackTap) APIURL() string { return "http://" + t.ln.Addr().String() + "/api/" }
 
 func (t *slackTap) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_ = t.srv.Shutdown(ctx)
 	_ = t.srv.Close()
 	t.wg.Wait()
 	t.client.CloseIdleConnections()

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -41,7 +42,7 @@ func TestSmoke(t *testing.T) {
 			tc.cfg.Binary = bin
 			tc.cfg.Idle = 100 * time.Millisecond
 			tc.cfg.TurnTimeout = 20 * time.Second
-			tc.cfg.Log = &log
+			tc.cfg.Log = slog.New(slog.NewTextHandler(&log, nil))
 			rep, err := Run(ctx, tc.cfg)
 			if err != nil {
 				t.Fatalf("run: %v\n%s", err, log.String())
