@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"container/list"
 	"sync"
 	"unsafe"
 )
@@ -19,13 +18,17 @@ const DefaultHistoryCacheBytes = 16 << 20
 // gone backwards. Records are only ever appended, except by ForgetUser,
 // which empties the cache; the epoch makes sure a read that started before
 // such a deletion never stores what it read.
+//
+// When full, it evicts a random entry: with more active conversations than
+// fit, turns cycle through them, and least-recently-used eviction would then
+// evict every entry just before its next use; random eviction keeps a hit
+// rate of about budget / working set.
 type historyCache struct {
 	mu    sync.Mutex
 	max   int64
 	size  int64
 	epoch uint64
-	lru   *list.List // of *histEntry, most recently used first
-	byKey map[string]*list.Element
+	byKey map[string]*histEntry
 }
 
 type histEntry struct {
@@ -38,18 +41,14 @@ type histEntry struct {
 }
 
 func newHistoryCache(maxBytes int64) *historyCache {
-	return &historyCache{max: maxBytes, lru: list.New(), byKey: map[string]*list.Element{}}
+	return &historyCache{max: maxBytes, byKey: map[string]*histEntry{}}
 }
 
 // get returns the entry for key (or nil) and the current epoch.
 func (c *historyCache) get(key string) (*histEntry, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.byKey[key]; ok {
-		c.lru.MoveToFront(el)
-		return el.Value.(*histEntry), c.epoch
-	}
-	return nil, c.epoch
+	return c.byKey[key], c.epoch
 }
 
 // put stores e unless the cache was invalidated since epoch was read, or an
@@ -64,24 +63,22 @@ func (c *historyCache) put(epoch uint64, e *histEntry) {
 	if epoch != c.epoch {
 		return
 	}
-	if el, ok := c.byKey[e.key]; ok {
-		old := el.Value.(*histEntry)
+	if old, ok := c.byKey[e.key]; ok {
 		if old.gen == e.gen && old.seq > e.seq {
 			return
 		}
 		c.size -= old.bytes
-		el.Value = e
-		c.lru.MoveToFront(el)
-	} else {
-		c.byKey[e.key] = c.lru.PushFront(e)
 	}
+	c.byKey[e.key] = e
 	c.size += e.bytes
-	for c.size > c.max {
-		el := c.lru.Back()
-		old := el.Value.(*histEntry)
-		c.lru.Remove(el)
-		delete(c.byKey, old.key)
-		c.size -= old.bytes
+	for key, victim := range c.byKey { // map order is random
+		if c.size <= c.max {
+			break
+		}
+		if key != e.key {
+			delete(c.byKey, key)
+			c.size -= victim.bytes
+		}
 	}
 }
 
@@ -89,9 +86,8 @@ func (c *historyCache) put(epoch uint64, e *histEntry) {
 func (c *historyCache) drop(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.byKey[key]; ok {
-		c.size -= el.Value.(*histEntry).bytes
-		c.lru.Remove(el)
+	if e, ok := c.byKey[key]; ok {
+		c.size -= e.bytes
 		delete(c.byKey, key)
 	}
 }
@@ -101,7 +97,6 @@ func (c *historyCache) clear() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.epoch++
-	c.lru.Init()
 	clear(c.byKey)
 	c.size = 0
 }
