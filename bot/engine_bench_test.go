@@ -70,11 +70,15 @@ type nopOut struct {
 	failed atomic.Int64
 }
 
-func newNopOut() *nopOut                                 { return &nopOut{done: make(chan struct{}, 1)} }
-func (o *nopOut) Start(context.Context) (Reply, error)   { return o, nil }
-func (o *nopOut) Append(context.Context, string) error   { return nil }
-func (o *nopOut) Finish(context.Context, string) error   { o.done <- struct{}{}; return nil }
-func (o *nopOut) Fail(_ context.Context, _ string) error { o.failed.Add(1); o.done <- struct{}{}; return nil }
+func newNopOut() *nopOut                               { return &nopOut{done: make(chan struct{}, 1)} }
+func (o *nopOut) Start(context.Context) (Reply, error) { return o, nil }
+func (o *nopOut) Append(context.Context, string) error { return nil }
+func (o *nopOut) Finish(context.Context, string) error { o.done <- struct{}{}; return nil }
+func (o *nopOut) Fail(_ context.Context, _ string) error {
+	o.failed.Add(1)
+	o.done <- struct{}{}
+	return nil
+}
 
 func newBenchEngine(b *testing.B, nosync bool, model Model, mod func(*Options)) *Engine {
 	b.Helper()
