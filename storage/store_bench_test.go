@@ -170,8 +170,9 @@ func bigStore(b *testing.B) string {
 	return bigPath
 }
 
-// smallStore returns a fresh store holding 1,000 conversations of 2 messages.
-func smallStore(b *testing.B, name string, nosync bool) *Store {
+// smallStore returns a fresh store holding 1,000 conversations of perConv
+// messages.
+func smallStore(b *testing.B, name string, nosync bool, perConv int) *Store {
 	b.Helper()
 	path := filepath.Join(b.TempDir(), name+".db")
 	s, err := Open(path, Options{NoSync: true})
@@ -179,7 +180,7 @@ func smallStore(b *testing.B, name string, nosync bool) *Store {
 		b.Fatal(err)
 	}
 	for i := range 1000 {
-		if err := fillConv(s.db, benchConvKey(i), 2); err != nil {
+		if err := fillConv(s.db, benchConvKey(i), perConv); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -229,9 +230,10 @@ func reportCPU(b *testing.B, cpu0 time.Duration) {
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
-// BenchmarkAppendTurn appends one turn (user + assistant record) to an
-// existing conversation, on a store holding 2,000 messages ("small") and
-// one holding 1M messages ("1M"), with fsync off and on. "serial" is one
+// BenchmarkAppendTurn appends one turn (user + assistant record) to one of
+// 1,000 existing 100-message conversations, on a store holding 100,000
+// messages ("small") and one holding 1M messages ("1M"), with fsync off and
+// on. "serial" is one
 // writer; "parallel" is 500 concurrent writers (group commit).
 func BenchmarkAppendTurn(b *testing.B) {
 	ctx := context.Background()
@@ -239,13 +241,14 @@ func BenchmarkAppendTurn(b *testing.B) {
 		for _, nosync := range []bool{true, false} {
 			for _, mode := range []string{"serial", "parallel"} {
 				b.Run(fmt.Sprintf("%s/%s/%s", size, syncName(nosync), mode), func(b *testing.B) {
+					// Both stores get appends to the same 1,000 existing
+					// conversations: only the store's size differs.
 					var s *Store
-					nconv := 1000
+					const nconv = 1000
 					if size == "1M" {
 						s = openBench(b, bigStore(b), nosync)
-						nconv = benchConvs
 					} else {
-						s = smallStore(b, "append", nosync)
+						s = smallStore(b, "append", nosync, benchShort)
 					}
 					b.ReportAllocs()
 					b.ResetTimer()
@@ -332,7 +335,7 @@ func BenchmarkHistoryWindow(b *testing.B) {
 // scopes are) in a store with 10,000 settings entries.
 func BenchmarkSettings(b *testing.B) {
 	ctx := context.Background()
-	s := smallStore(b, "settings", true)
+	s := smallStore(b, "settings", true, 2)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		bk := tx.Bucket(bucketSettings)
 		for i := range 10_000 {
@@ -363,7 +366,7 @@ func BenchmarkSettings(b *testing.B) {
 // (a read; the engine persists new ids with MarkSeen in the background).
 func BenchmarkSeen(b *testing.B) {
 	ctx := context.Background()
-	s := smallStore(b, "seen-read", true)
+	s := smallStore(b, "seen-read", true, 2)
 	for i := range 100 {
 		if _, err := s.MarkSeen(ctx, fmt.Sprintf("Ev%08d", i), time.Hour); err != nil {
 			b.Fatal(err)
@@ -398,7 +401,7 @@ func BenchmarkMarkSeen(b *testing.B) {
 	for _, nosync := range []bool{true, false} {
 		for _, mode := range []string{"new/serial", "new/parallel", "duplicate"} {
 			b.Run(syncName(nosync)+"/"+mode, func(b *testing.B) {
-				s := smallStore(b, "seen", nosync)
+				s := smallStore(b, "seen", nosync, 2)
 				for i := range 100 {
 					if _, err := s.MarkSeen(ctx, fmt.Sprintf("Ev%08d", i), time.Hour); err != nil {
 						b.Fatal(err)
