@@ -18,7 +18,7 @@ func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the cometbot binary")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var flags []string
 	if raceEnabled {
@@ -41,7 +41,7 @@ func TestSmoke(t *testing.T) {
 			var log bytes.Buffer
 			tc.cfg.Binary = bin
 			tc.cfg.Idle = 100 * time.Millisecond
-			tc.cfg.TurnTimeout = 20 * time.Second
+			tc.cfg.TurnTimeout = 45 * time.Second
 			tc.cfg.Log = slog.New(slog.NewTextHandler(&log, nil))
 			rep, err := Run(ctx, tc.cfg)
 			if err != nil {
