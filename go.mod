@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/bwmarrin/discordgo v0.29.0
 	github.com/gorilla/websocket v1.5.3
+	github.com/segmentio/encoding v0.5.4
 	github.com/slack-go/slack v0.35.0
 	go.etcd.io/bbolt v1.5.0
 	go.yaml.in/yaml/v3 v3.0.6
@@ -12,4 +13,7 @@ require (
 	golang.org/x/time v0.16.0
 )
 
-require golang.org/x/crypto v0.45.0 // indirect
+require (
+	github.com/segmentio/asm v1.1.3 // indirect
+	golang.org/x/crypto v0.45.0 // indirect
+)
