@@ -151,7 +151,12 @@ func (c *Config) defaults() {
 		c.StreamPartRunes = 10000
 	}
 	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+		// Many replies stream at once: keep enough idle connections to
+		// slack.com that each Web API call does not pay a new TLS handshake
+		// (the default transport keeps 2 per host).
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 64
+		c.HTTPClient = &http.Client{Timeout: 30 * time.Second, Transport: tr}
 	}
 	if c.SocketPingTimeout <= 0 {
 		c.SocketPingTimeout = 30 * time.Second

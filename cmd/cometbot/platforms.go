@@ -14,7 +14,10 @@ import (
 // slackConfig maps the configuration onto the Slack adapter's.
 func slackConfig(cfg *config.Config, log *slog.Logger) slack.Config {
 	f := cfg.File
-	native := f.Slack.NativeStreaming == nil || *f.Slack.NativeStreaming
+	// Native streaming is opt-in: its methods share a ~100/min workspace
+	// budget that caps a workspace near 50 replies a minute, while classic
+	// post + update finals can fall back to per-channel posts.
+	native := f.Slack.NativeStreaming != nil && *f.Slack.NativeStreaming
 	return slack.Config{
 		BotToken: cfg.Slack.BotToken.Value(), AppToken: cfg.Slack.AppToken.Value(), SigningSecret: cfg.Slack.SigningSecret.Value(),
 		APIURL: cfg.Slack.APIURL, MentionRequiredInThreads: f.MentionRequiredInThreads, CommandNames: f.Slack.Commands,
