@@ -1,40 +1,23 @@
-package bot
+package bot_test
 
 import (
 	"fmt"
-	"strings"
 	"testing"
-)
 
-// answer20K returns a realistic 20 KB Markdown answer: headings, paragraphs,
-// lists, inline code, links, a table and fenced code blocks.
-func answer20K() string {
-	var b strings.Builder
-	for i := 0; b.Len() < 20_000; i++ {
-		fmt.Fprintf(&b, "## Step %d: wire the **handler**\n\n", i+1)
-		b.WriteString("The handler reads the request, checks the `Authorization` header and, if the token is *valid*, ")
-		b.WriteString("passes the body to the [decoder](https://pkg.go.dev/encoding/json). Errors are wrapped with `%w` ")
-		b.WriteString("so that callers can use `errors.Is`; nothing is logged twice.\n\n")
-		b.WriteString("- read the body with a limit\n- decode it into the request type\n  - reject unknown fields\n- answer 400 on ~~any~~ a malformed body\n\n")
-		if i%2 == 0 {
-			b.WriteString("```go\nfunc handle(w http.ResponseWriter, r *http.Request) {\n\tbody, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))\n\tif err != nil {\n\t\thttp.Error(w, \"read body\", http.StatusBadRequest)\n\t\treturn\n\t}\n\n\tvar req Request\n\tif err := json.Unmarshal(body, &req); err != nil {\n\t\thttp.Error(w, err.Error(), http.StatusBadRequest)\n\t\treturn\n\t}\n\tfmt.Fprintf(w, \"ok %s\\n\", req.Name)\n}\n```\n\n")
-		} else {
-			b.WriteString("| field | type | meaning |\n|---|---|---|\n| name | string | who asked |\n| size | int | bytes read |\n\n> Note: keep the limit small; a 1 MiB body is plenty for JSON.\n\n")
-		}
-	}
-	return b.String()
-}
+	"github.com/cometbot/cometbot/bot"
+	"github.com/cometbot/cometbot/bot/bottest"
+)
 
 // BenchmarkSplit splits a 20 KB Markdown answer into Discord-sized (2,000)
 // and Slack-text-sized (4,000 runes) parts.
 func BenchmarkSplit(b *testing.B) {
-	text := answer20K()
+	text := bottest.MarkdownAnswer(20_000)
 	for _, limit := range []int{2000, 4000} {
 		b.Run(fmt.Sprintf("20KB/limit=%d", limit), func(b *testing.B) {
 			b.SetBytes(int64(len(text)))
 			b.ReportAllocs()
 			for b.Loop() {
-				if parts := Split(text, limit); len(parts) < 2 {
+				if parts := bot.Split(text, limit); len(parts) < 2 {
 					b.Fatalf("%d parts", len(parts))
 				}
 			}
