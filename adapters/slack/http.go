@@ -2,6 +2,7 @@ package slack
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -96,13 +97,23 @@ func (a *Adapter) serveEvents(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (a *Adapter) serveCommands(w http.ResponseWriter, r *http.Request) {
+// running verifies the request and returns Run's context; it answers the
+// request itself (401, or 503 so Slack retries) when either fails.
+func (a *Adapter) running(w http.ResponseWriter, r *http.Request) (context.Context, bool) {
 	if _, ok := a.verify(w, r); !ok {
-		return
+		return nil, false
 	}
 	ctx := a.runContext()
 	if ctx == nil {
 		http.Error(w, "not running", http.StatusServiceUnavailable)
+		return nil, false
+	}
+	return ctx, true
+}
+
+func (a *Adapter) serveCommands(w http.ResponseWriter, r *http.Request) {
+	ctx, ok := a.running(w, r)
+	if !ok {
 		return
 	}
 	sc, err := slack.SlashCommandParse(r)
@@ -116,12 +127,8 @@ func (a *Adapter) serveCommands(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Adapter) serveInteractivity(w http.ResponseWriter, r *http.Request) {
-	if _, ok := a.verify(w, r); !ok {
-		return
-	}
-	ctx := a.runContext()
-	if ctx == nil {
-		http.Error(w, "not running", http.StatusServiceUnavailable)
+	ctx, ok := a.running(w, r)
+	if !ok {
 		return
 	}
 	cb, err := slack.InteractionCallbackParse(r)
