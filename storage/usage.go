@@ -42,8 +42,10 @@ type UsageEntry struct {
 	Counter   Counter
 }
 
-// Day and Month return the period keys of t (UTC).
-func Day(t time.Time) string   { return "d:" + t.UTC().Format("2006-01-02") }
+// Day returns the daily period key of t (UTC), e.g. "d:2026-11-25".
+func Day(t time.Time) string { return "d:" + t.UTC().Format("2006-01-02") }
+
+// Month returns the monthly period key of t (UTC), e.g. "m:2026-11".
 func Month(t time.Time) string { return "m:" + t.UTC().Format("2006-01") }
 
 func usageKey(period, workspace, kind, id string) []byte {
