@@ -3,6 +3,8 @@ package bot
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -26,7 +28,9 @@ var CommandNames = []string{CmdModel, CmdReset, CmdSystem, CmdUsage, CmdForget, 
 // listPageSize is how many models /model list shows per page.
 const listPageSize = 20
 
-func (e *Engine) handleCommand(ctx context.Context, c Command) Answer {
+// HandleCommand runs one slash command and returns its answer. It is fast
+// (no model call), so adapters may call it inside a 3-second ack window.
+func (e *Engine) HandleCommand(ctx context.Context, c Command) Answer {
 	s := c.Scope()
 	if c.DM && e.opts.Policy.DisableDMs {
 		return Answer{Text: refuseDMs, Private: true}
@@ -321,7 +325,7 @@ func (e *Engine) showModel(ctx context.Context, c Command) Answer {
 	if len(e.opts.Policy.Aliases) > 0 {
 		b.WriteString(" Aliases: ")
 		first := true
-		for _, k := range sortedKeys(e.opts.Policy.Aliases) {
+		for _, k := range slices.Sorted(maps.Keys(e.opts.Policy.Aliases)) {
 			if !first {
 				b.WriteString(", ")
 			}
@@ -374,13 +378,15 @@ func (e *Engine) listModels(args []string) Answer {
 	return Answer{Text: strings.TrimRight(b.String(), "\n"), Private: true}
 }
 
-func (e *Engine) modelChoices(_ context.Context, query string, limit int) []Choice {
+// ModelChoices returns up to limit text models (and matching aliases) for
+// pickers: Discord autocomplete, Slack external selects.
+func (e *Engine) ModelChoices(_ context.Context, query string, limit int) []Choice {
 	if e.opts.Catalog == nil || limit <= 0 {
 		return nil
 	}
 	var out []Choice
 	q := strings.ToLower(strings.TrimSpace(query))
-	for _, k := range sortedKeys(e.opts.Policy.Aliases) {
+	for _, k := range slices.Sorted(maps.Keys(e.opts.Policy.Aliases)) {
 		if len(out) < limit && (q == "" || strings.Contains(k, q)) {
 			out = append(out, Choice{Value: k, Label: k + " → " + e.opts.Policy.Aliases[k]})
 		}

@@ -189,7 +189,6 @@ func TestCostOfReply(t *testing.T) {
 
 func TestBudgets(t *testing.T) {
 	day := time.Date(2026, 11, 25, 20, 0, 0, 0, time.UTC)
-	const reply = 0.00045 // one fake reply on gpt-4o-mini
 	tests := []struct {
 		name    string
 		limit   Limit
@@ -228,7 +227,6 @@ func TestBudgets(t *testing.T) {
 			}
 		})
 	}
-	_ = reply
 }
 
 func TestBudgetNoOverspendUnderConcurrency(t *testing.T) {

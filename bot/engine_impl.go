@@ -13,6 +13,17 @@ import (
 	"github.com/cometbot/cometbot/storage"
 )
 
+// Errors returned by Engine.HandleMessage. None of them needs a user-facing
+// answer: the engine already replied, or the message is not for the bot.
+var (
+	// ErrIgnored: the message is not addressed to the bot (another bot, no mention, ...).
+	ErrIgnored = errors.New("bot: message ignored")
+	// ErrDuplicate: the event id was already processed.
+	ErrDuplicate = errors.New("bot: duplicate event")
+	// ErrShuttingDown: the engine no longer takes events.
+	ErrShuttingDown = errors.New("bot: shutting down")
+)
+
 // Store is the durable state the engine needs; *storage.Store implements it.
 type Store interface {
 	History(ctx context.Context, key string, limit int) (uint64, []storage.Record, error)
@@ -233,7 +244,11 @@ func (e *Engine) InFlight() int {
 	return len(e.queues)
 }
 
-func (e *Engine) handleMessage(ctx context.Context, m Message, out Output) error {
+// HandleMessage takes one incoming message. It returns at once: the turn is
+// queued behind earlier turns of the same conversation and runs in the
+// background, streaming its reply to out. A nil error means a reply is on
+// its way; ErrIgnored, ErrDuplicate and ErrShuttingDown mean no reply.
+func (e *Engine) HandleMessage(ctx context.Context, m Message, out Output) error {
 	if e.isClosing() {
 		return ErrShuttingDown
 	}

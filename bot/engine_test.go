@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -109,19 +111,14 @@ func (c fakeCatalog) Lookup(id string) (llm.ModelInfo, bool) {
 }
 func (c fakeCatalog) Search(q string, limit int) []llm.ModelInfo {
 	var out []llm.ModelInfo
-	for _, k := range sortedKeys(map[string]string(func() map[string]string {
-		m := map[string]string{}
-		for k := range c {
-			m[k] = k
-		}
-		return m
-	}())) {
+	for _, k := range slices.Sorted(maps.Keys(c)) {
 		if c[k].IsText() && strings.Contains(k, strings.ToLower(q)) && (limit <= 0 || len(out) < limit) {
 			out = append(out, c[k])
 		}
 	}
 	return out
 }
+
 func (c fakeCatalog) Suggest(id string, n int) []string {
 	var out []string
 	for _, m := range c.Search(id[:min(3, len(id))], n) {

@@ -37,7 +37,7 @@ func TestGroupCommit(t *testing.T) {
 						if tc.failEv > 0 && i%tc.failEv == 0 {
 							return errBad
 						}
-						return tx.Bucket(bucketKV).Put(fmt.Appendf(nil, "k%05d", i), []byte("v"))
+						return tx.Bucket(bucketSettings).Put(fmt.Appendf(nil, "k%05d", i), []byte("v"))
 					})
 				})
 			}
@@ -50,7 +50,7 @@ func TestGroupCommit(t *testing.T) {
 			}
 			_ = s.db.View(func(tx *bolt.Tx) error {
 				for i := range tc.writes {
-					got := tx.Bucket(bucketKV).Get(fmt.Appendf(nil, "k%05d", i)) != nil
+					got := tx.Bucket(bucketSettings).Get(fmt.Appendf(nil, "k%05d", i)) != nil
 					if want := !(tc.failEv > 0 && i%tc.failEv == 0); got != want {
 						t.Errorf("key %d stored = %v, want %v", i, got, want)
 					}
@@ -69,7 +69,7 @@ func TestLazyWriteRidesAlong(t *testing.T) {
 	go func() {
 		lazyDone <- s.lazyBatch(func(tx *bolt.Tx) error {
 			lazyTx = tx.ID()
-			return tx.Bucket(bucketKV).Put([]byte("lazy"), []byte("1"))
+			return tx.Bucket(bucketSettings).Put([]byte("lazy"), []byte("1"))
 		})
 	}()
 	for queued := false; !queued; {
@@ -85,7 +85,7 @@ func TestLazyWriteRidesAlong(t *testing.T) {
 	}
 	if err := s.batch(func(tx *bolt.Tx) error {
 		eagerTx = tx.ID()
-		return tx.Bucket(bucketKV).Put([]byte("eager"), []byte("1"))
+		return tx.Bucket(bucketSettings).Put([]byte("eager"), []byte("1"))
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@
 //	seen                         <event id> -> expiry (unix nanoseconds, big-endian)
 //	seen_exp                     <expiry><event id> -> empty (an index for pruning)
 //	usage                        <period>|<workspace>|<kind>|<id> -> JSON Counter
-//	kv                           <namespace>\x00<key> -> value
 //	catalog                      data -> last good catalog JSON
 //
 // Values read inside a transaction are copied out before it ends.
@@ -40,7 +39,6 @@ var (
 	bucketSeen     = []byte("seen")
 	bucketSeenExp  = []byte("seen_exp")
 	bucketUsage    = []byte("usage")
-	bucketKV       = []byte("kv")
 	bucketCatalog  = []byte("catalog")
 
 	keySchema = []byte("schema")
@@ -136,7 +134,7 @@ func (s *Store) init() error {
 		if err := meta.Put(keySchema, u64(SchemaVersion)); err != nil {
 			return fmt.Errorf("storage: write schema: %w", err)
 		}
-		for _, b := range [][]byte{bucketConvs, bucketSettings, bucketSeen, bucketSeenExp, bucketUsage, bucketKV, bucketCatalog} {
+		for _, b := range [][]byte{bucketConvs, bucketSettings, bucketSeen, bucketSeenExp, bucketUsage, bucketCatalog} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("storage: create %s: %w", b, err)
 			}
@@ -259,37 +257,7 @@ func (s *Store) DeleteSettings(ctx context.Context, scope string) error {
 	return nil
 }
 
-// --- Key/values and catalog -----------------------------------------------
-
-// Put stores value under namespace/key (small adapter state).
-func (s *Store) Put(ctx context.Context, namespace, key string, value []byte) error {
-	if err := ctxErr(ctx); err != nil {
-		return err
-	}
-	k := []byte(namespace + "\x00" + key)
-	if err := s.batch(func(tx *bolt.Tx) error { return tx.Bucket(bucketKV).Put(k, value) }); err != nil {
-		return fmt.Errorf("storage: put: %w", err)
-	}
-	return nil
-}
-
-// Get returns a copy of the value under namespace/key, or nil.
-func (s *Store) Get(ctx context.Context, namespace, key string) ([]byte, error) {
-	if err := ctxErr(ctx); err != nil {
-		return nil, err
-	}
-	var out []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketKV).Get([]byte(namespace + "\x00" + key)); v != nil {
-			out = append([]byte(nil), v...)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("storage: get: %w", err)
-	}
-	return out, nil
-}
+// --- Catalog -----------------------------------------------
 
 // LoadCatalog returns the last saved model catalog, or nil.
 func (s *Store) LoadCatalog(ctx context.Context) ([]byte, error) {

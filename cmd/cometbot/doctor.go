@@ -96,7 +96,7 @@ func checkGateway(ctx context.Context, cfg *config.Config) (string, error) {
 	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("cannot reach %s: %v\n  fix: check COMETAPI_BASE_URL and the network/proxy", cfg.BaseURL, redactErr(err))
+		return "", fmt.Errorf("cannot reach %s: %v\n  fix: check COMETAPI_BASE_URL and the network/proxy", cfg.BaseURL, err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
@@ -114,10 +114,6 @@ func checkGateway(ctx context.Context, cfg *config.Config) (string, error) {
 	}
 	return "key accepted by " + cfg.BaseURL, nil
 }
-
-// redactErr keeps URLs in transport errors but nothing else sensitive (the
-// key is only ever in a header, never in an error).
-func redactErr(err error) string { return err.Error() }
 
 // checkDB opens the database (creating it if needed) and closes it.
 func checkDB(path string) (string, error) {

@@ -18,11 +18,13 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cometbot/cometbot/llm"
 )
 
 // Built-in defaults.
 const (
-	DefaultBaseURL      = "https://api.cometapi.com/v1"
+	DefaultBaseURL      = llm.DefaultBaseURL
 	DefaultModel        = "gpt-4o-mini"
 	DefaultDBPath       = "./data/cometbot.db"
 	DefaultHTTPAddr     = "127.0.0.1:8080"
@@ -235,7 +237,7 @@ func Load(getenv func(string) string) (*Config, error) {
 			APIURL: strings.TrimRight(env("DISCORD_API_URL", DefaultDiscordAPI), "/"),
 		},
 	}
-	c.CatalogURL = env("COMETAPI_CATALOG_URL", CatalogURLFor(c.BaseURL))
+	c.CatalogURL = env("COMETAPI_CATALOG_URL", llm.CatalogURLFor(c.BaseURL))
 	if !strings.HasSuffix(c.Slack.APIURL, "/") {
 		c.Slack.APIURL += "/"
 	}
@@ -264,14 +266,6 @@ func Load(getenv func(string) string) (*Config, error) {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return c, nil
-}
-
-// CatalogURLFor derives the catalog URL from a base URL: a trailing /v1 is
-// removed and /api/models appended.
-func CatalogURLFor(base string) string {
-	base = strings.TrimRight(base, "/")
-	base = strings.TrimSuffix(base, "/v1")
-	return base + "/api/models"
 }
 
 func checkURL(s string) error {

@@ -42,20 +42,6 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
-func TestCatalogURLFor(t *testing.T) {
-	tests := map[string]string{
-		"https://api.cometapi.com/v1":  "https://api.cometapi.com/api/models",
-		"https://api.cometapi.com/v1/": "https://api.cometapi.com/api/models",
-		"http://127.0.0.1:9/v1":        "http://127.0.0.1:9/api/models",
-		"https://proxy.example/gw":     "https://proxy.example/gw/api/models",
-	}
-	for in, want := range tests {
-		if got := CatalogURLFor(in); got != want {
-			t.Errorf("CatalogURLFor(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestValidationMessages(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, body string) string {
