@@ -201,22 +201,16 @@ func (s *Store) CommitTurn(ctx context.Context, key string, gen uint64, usage *U
 	return nil
 }
 
-// ConversationExists reports whether the conversation has any record in its
-// current generation.
+// ConversationExists reports whether the bot has a conversation under key,
+// in any generation: a thread stays the bot's after /reset empties it.
 func (s *Store) ConversationExists(ctx context.Context, key string) (bool, error) {
 	if err := ctxErr(ctx); err != nil {
 		return false, err
 	}
 	var ok bool
 	err := s.db.View(func(tx *bolt.Tx) error {
-		b, gen := conv(tx, key)
-		if b == nil {
-			return nil
-		}
-		if msgs := b.Bucket(genKey(gen)); msgs != nil {
-			k, _ := msgs.Cursor().First()
-			ok = k != nil
-		}
+		b, _ := conv(tx, key)
+		ok = b != nil
 		return nil
 	})
 	if err != nil {

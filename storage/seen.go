@@ -24,14 +24,7 @@ func (s *Store) MarkSeen(ctx context.Context, id string, ttl time.Duration) (boo
 	exp := now.Add(ttl).UnixNano()
 	k := []byte(id)
 	// Fast path: a read transaction answers most duplicates without a write.
-	var dup bool
-	_ = s.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketSeen).Get(k); len(v) == 8 && int64(binary.BigEndian.Uint64(v)) > now.UnixNano() {
-			dup = true
-		}
-		return nil
-	})
-	if dup {
+	if seen, err := s.Seen(ctx, id); err == nil && seen {
 		return false, nil
 	}
 	var first bool

@@ -129,8 +129,8 @@ func TestResetConversation(t *testing.T) {
 	if gen != 1 || len(recs) != 0 {
 		t.Fatalf("after reset gen=%d records=%d", gen, len(recs))
 	}
-	if ok, _ := s.ConversationExists(ctx, "c"); ok {
-		t.Fatal("reset conversation should not exist")
+	if ok, _ := s.ConversationExists(ctx, "c"); !ok {
+		t.Fatal("a reset conversation is still the bot's")
 	}
 	// A turn that started before the reset lands in the old generation.
 	_ = s.AppendTurn(ctx, "c", 0, Record{Role: "user", Text: "late"})

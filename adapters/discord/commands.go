@@ -137,10 +137,9 @@ func (a *Adapter) canonical(name string) string {
 }
 
 // commandArgs turns the options of a command into the engine's Args text.
-// inThread is true when the command was issued in a thread: settings then
-// default to the thread (a Discord thread is a channel of its own), which the
-// engine does when told the "thread" scope.
-func commandArgs(canon string, opts []*discordgo.ApplicationCommandInteractionDataOption, inThread bool) string {
+// Without a scope option the engine picks the default (the thread when the
+// command was issued in one).
+func commandArgs(canon string, opts []*discordgo.ApplicationCommandInteractionDataOption) string {
 	join := func(parts ...string) string {
 		var out []string
 		for _, p := range parts {
@@ -150,15 +149,6 @@ func commandArgs(canon string, opts []*discordgo.ApplicationCommandInteractionDa
 		}
 		return strings.Join(out, " ")
 	}
-	scopeOr := func(o []*discordgo.ApplicationCommandInteractionDataOption) string {
-		if sc := optionText(o, "scope"); sc != "" {
-			return sc
-		}
-		if inThread {
-			return "thread"
-		}
-		return ""
-	}
 	switch canon {
 	case "model":
 		for _, o := range opts {
@@ -167,7 +157,7 @@ func commandArgs(canon string, opts []*discordgo.ApplicationCommandInteractionDa
 			}
 			switch o.Name {
 			case "set":
-				return join(optionText(o.Options, "model"), scopeOr(o.Options))
+				return join(optionText(o.Options, "model"), optionText(o.Options, "scope"))
 			case "list":
 				return join("list", optionText(o.Options, "filter"), optionText(o.Options, "page"))
 			default:
@@ -178,9 +168,9 @@ func commandArgs(canon string, opts []*discordgo.ApplicationCommandInteractionDa
 	case "system":
 		prompt := optionText(opts, "prompt")
 		if prompt == "" {
-			return "" // show; a scope alone would clear the prompt there
+			return "" // show
 		}
-		if sc := scopeOr(opts); sc != "" {
+		if sc := optionText(opts, "scope"); sc != "" {
 			return sc + ": " + prompt
 		}
 		return prompt
@@ -304,7 +294,7 @@ func (a *Adapter) handleCommand(ctx context.Context, i *discordgo.Interaction) {
 			}
 			cancel()
 		}
-		cmd.Args = commandArgs(canon, data.Options, cmd.Thread != "")
+		cmd.Args = commandArgs(canon, data.Options)
 		answers <- a.engine.HandleCommand(ctx, cmd)
 	})
 	if !started {

@@ -90,29 +90,26 @@ func TestCommandArgs(t *testing.T) {
 	)
 	type opts = []*discordgo.ApplicationCommandInteractionDataOption
 	for _, tc := range []struct {
-		name     string
-		canon    string
-		opts     opts
-		inThread bool
-		want     string
+		name  string
+		canon string
+		opts  opts
+		want  string
 	}{
-		{"model set", "model", opts{opt("set", sub, nil, opt("model", str, "gpt-4o"))}, false, "gpt-4o"},
-		{"model set in thread", "model", opts{opt("set", sub, nil, opt("model", str, "gpt-4o"))}, true, "gpt-4o thread"},
-		{"model set scope", "model", opts{opt("set", sub, nil, opt("model", str, "gpt-4o"), opt("scope", str, "server"))}, true, "gpt-4o server"},
-		{"model list", "model", opts{opt("list", sub, nil)}, false, "list"},
-		{"model list filter page", "model", opts{opt("list", sub, nil, opt("filter", str, " gpt "), opt("page", num, float64(3)))}, false, "list gpt 3"},
-		{"model show", "model", opts{opt("show", sub, nil)}, true, ""},
-		{"system show", "system", nil, true, ""},
-		{"system set", "system", opts{opt("prompt", str, "Be brief.")}, false, "Be brief."},
-		{"system set in thread", "system", opts{opt("prompt", str, "Be brief.")}, true, "thread: Be brief."},
-		{"system scope alone shows", "system", opts{opt("scope", str, "server")}, false, ""},
-		{"system clear server", "system", opts{opt("prompt", str, "clear"), opt("scope", str, "server")}, false, "server: clear"},
-		{"forget", "forget", nil, false, ""},
-		{"forget confirmed", "forget", opts{opt("confirm", flag, true)}, false, "confirm"},
-		{"forget not confirmed", "forget", opts{opt("confirm", flag, false)}, false, ""},
-		{"reset", "reset", nil, false, ""},
+		{"model set", "model", opts{opt("set", sub, nil, opt("model", str, "gpt-4o"))}, "gpt-4o"},
+		{"model set scope", "model", opts{opt("set", sub, nil, opt("model", str, "gpt-4o"), opt("scope", str, "server"))}, "gpt-4o server"},
+		{"model list", "model", opts{opt("list", sub, nil)}, "list"},
+		{"model list filter page", "model", opts{opt("list", sub, nil, opt("filter", str, " gpt "), opt("page", num, float64(3)))}, "list gpt 3"},
+		{"model show", "model", opts{opt("show", sub, nil)}, ""},
+		{"system show", "system", nil, ""},
+		{"system set", "system", opts{opt("prompt", str, "Be brief.")}, "Be brief."},
+		{"system scope alone shows", "system", opts{opt("scope", str, "server")}, ""},
+		{"system clear server", "system", opts{opt("prompt", str, "clear"), opt("scope", str, "server")}, "server: clear"},
+		{"forget", "forget", nil, ""},
+		{"forget confirmed", "forget", opts{opt("confirm", flag, true)}, "confirm"},
+		{"forget not confirmed", "forget", opts{opt("confirm", flag, false)}, ""},
+		{"reset", "reset", nil, ""},
 	} {
-		if got := commandArgs(tc.canon, tc.opts, tc.inThread); got != tc.want {
+		if got := commandArgs(tc.canon, tc.opts); got != tc.want {
 			t.Errorf("%s: args = %q, want %q", tc.name, got, tc.want)
 		}
 	}

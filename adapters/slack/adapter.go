@@ -186,10 +186,6 @@ type Adapter struct {
 	bg      sync.WaitGroup // event workers and follow-ups
 	serial  *serialQueue
 	handled *recentSet // text commands already run (event keys)
-	// botThreads remembers threads the bot answers in, so that a reply in
-	// such a thread continues the conversation even while the first answer
-	// is still streaming (before the engine has stored the conversation).
-	botThreads *recentSet
 }
 
 // identity is who the bot is, from auth.test.
@@ -217,7 +213,6 @@ func New(cfg Config, engine Engine) (*Adapter, error) {
 		workspaces: map[string]*pacing{},
 		users:      newUserCache(time.Hour, 5000),
 		handled:    newRecentSet(4096),
-		botThreads: newRecentSet(20000),
 	}
 	for k, v := range cfg.CommandNames {
 		k = strings.ToLower(strings.TrimSpace(k))

@@ -223,16 +223,18 @@ func (a *Adapter) processIncoming(ctx context.Context, in incoming) {
 	}
 
 	msg := bot.Message{
-		Platform:     Platform,
-		Workspace:    in.team,
-		Channel:      in.channel,
-		Thread:       thread,
-		ID:           in.ts,
-		EventID:      key,
-		Author:       bot.User{ID: in.user, Name: author.name, IsBot: author.isBot},
-		Mentioned:    mentioned,
-		DM:           dm,
-		ContinuesBot: (in.parentUserID != "" && in.parentUserID == id.userID) || (in.threadTS != "" && a.botThreads.Has(threadKey(in.team, in.channel, in.threadTS))),
+		Platform:  Platform,
+		Workspace: in.team,
+		Channel:   in.channel,
+		Thread:    thread,
+		ID:        in.ts,
+		EventID:   key,
+		Author:    bot.User{ID: in.user, Name: author.name, IsBot: author.isBot},
+		Mentioned: mentioned,
+		DM:        dm,
+		// A thread under one of the bot's own messages continues with it;
+		// threads the bot answers in are known to the engine.
+		ContinuesBot: in.parentUserID != "" && in.parentUserID == id.userID,
 		Text:         text,
 		Attachments:  attachments(in.files),
 		Time:         tsTime(in.ts),
@@ -438,17 +440,6 @@ type recentSet struct {
 func newRecentSet(n int) *recentSet {
 	return &recentSet{n: n, set: map[string]struct{}{}, ring: make([]string, n)}
 }
-
-// Has reports whether key is remembered.
-func (r *recentSet) Has(key string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	_, ok := r.set[key]
-	return ok
-}
-
-// threadKey identifies a thread for botThreads.
-func threadKey(team, channel, thread string) string { return team + "/" + channel + "/" + thread }
 
 // Add records key and reports whether it was new.
 func (r *recentSet) Add(key string) bool {

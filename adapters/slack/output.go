@@ -44,9 +44,6 @@ var _ bot.Output = (*output)(nil)
 // starts the reply's background flusher.
 func (o *output) Start(ctx context.Context) (bot.Reply, error) {
 	p := o.a.pacingFor(o.team)
-	if o.thread != "" {
-		o.a.botThreads.Add(threadKey(o.team, o.channel, o.thread))
-	}
 	r := &reply{o: o, p: p, dirty: make(chan struct{}, 1), flusherDone: make(chan struct{})}
 	r.native = o.a.cfg.NativeStreaming && o.thread != "" && !p.noNative[kind(o.dm)].Load()
 	if o.thread != "" && !o.a.cfg.DisableThreadStatus && !p.noStatus[kind(o.dm)].Load() {
