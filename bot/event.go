@@ -5,6 +5,7 @@
 package bot
 
 import (
+	"context"
 	"strings"
 	"time"
 )
@@ -23,12 +24,40 @@ type User struct {
 	Roles []string
 }
 
-// Attachment is metadata about a file attached to a message.
+// Attachment is a file attached to a message (or to a forwarded message).
+// Adapters describe it and say how to download it; the engine decides what
+// to read, within its limits, and how to give it to the model.
 type Attachment struct {
-	Name     string
+	// Name is the file name as the user uploaded it.
+	Name string
+	// MIMEType is the media type the platform declared; the engine sniffs the
+	// bytes and trusts those over this.
 	MIMEType string
-	URL      string
-	Size     int64
+	// URL is where the platform serves the file, for logs only: the engine
+	// never fetches it itself.
+	URL string
+	// Size is the size the platform declared, in bytes; 0 when unknown.
+	Size int64
+	// Fetch downloads the file through the shared safe fetcher
+	// (internal/fetch), which enforces the host allow-list, the byte limit
+	// on the wire and the timeout. Errors are *fetch.Error where the
+	// fetcher could say why. Nil when Data is set.
+	Fetch func(ctx context.Context) ([]byte, error)
+	// Data holds the bytes of a file that is already local (the terminal's
+	// /attach); nil for platform files.
+	Data []byte
+}
+
+// Forward is a message the user forwarded or shared into the conversation
+// (Discord message snapshots, Slack shared messages): quoted content for the
+// model, with its original author.
+type Forward struct {
+	// Author is the original author's display name; may be empty.
+	Author string
+	// Text is the forwarded message's text.
+	Text string
+	// Attachments are the forwarded message's files.
+	Attachments []Attachment
 }
 
 // Message is one normalized incoming message.
@@ -61,6 +90,8 @@ type Message struct {
 	Text string
 	// Attachments lists files attached to the message.
 	Attachments []Attachment
+	// Forwards are messages forwarded or shared with this one.
+	Forwards []Forward
 	// Time is when the message was sent; zero means now.
 	Time time.Time
 }

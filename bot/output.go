@@ -28,3 +28,18 @@ type Reply interface {
 	// shown may stay; the message explains what went wrong).
 	Fail(ctx context.Context, userMessage string) error
 }
+
+// File is a file the bot posts into the conversation, e.g. an image the
+// model generated.
+type File struct {
+	Name     string
+	MIMEType string
+	Data     []byte
+}
+
+// FileUploader is implemented by replies that can post files into the
+// conversation (in the reply's thread). The engine calls Upload after
+// Finish; a Reply without it gets a one-line note instead of the file.
+type FileUploader interface {
+	Upload(ctx context.Context, files []File) error
+}

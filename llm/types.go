@@ -18,11 +18,20 @@ type Image struct {
 	Data     []byte
 }
 
+// File is a document attached to a user message (PDF), sent in each
+// format's native document shape. Text files are inlined by the caller.
+type File struct {
+	Name     string
+	MIMEType string
+	Data     []byte
+}
+
 // Message is one turn of a conversation.
 type Message struct {
 	Role    Role
 	Content string
 	Images  []Image
+	Files   []File
 }
 
 // Request is one provider-neutral model call.
@@ -72,6 +81,9 @@ type Response struct {
 	Model string
 	// Format is the wire format that served the call.
 	Format Format
+	// Images are images the model generated (Gemini inline_data parts,
+	// Responses image_generation_call results), with their bytes.
+	Images []Image
 }
 
 // Format is a gateway wire format.
