@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -42,6 +43,19 @@ type Record struct {
 	Cost         float64 `json:"cost,omitempty"`
 	// Error is a short admin-facing reason for a failed turn.
 	Error string `json:"error,omitempty"`
+	// Attachments are the files the message carried (user records) or the
+	// images the model generated (assistant records).
+	Attachments []AttachmentRef `json:"attachments,omitempty"`
+}
+
+// AttachmentRef is an attachment kept with a record.
+type AttachmentRef struct {
+	Name     string `json:"name"`
+	MIMEType string `json:"mime"`
+	Size     int64  `json:"size"`
+	// Ref is the content address (hex sha256) of the bytes in the blob
+	// store; empty when the bytes were not kept.
+	Ref string `json:"ref,omitempty"`
 }
 
 func genKey(gen uint64) []byte {
@@ -306,3 +320,7 @@ func (s *Store) ForgetUser(ctx context.Context, prefix, user string) (int, error
 }
 
 func hasPrefix(b, p []byte) bool { return len(b) >= len(p) && string(b[:len(p)]) == string(p) }
+
+// ErrBlobNotFound means an attachment's bytes are no longer stored (dropped
+// by the per-conversation cap, /reset or /forget).
+var ErrBlobNotFound = errors.New("storage: attachment no longer stored")
