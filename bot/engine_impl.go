@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cometbot/cometbot/internal/fetch"
 	"github.com/cometbot/cometbot/llm"
 	"github.com/cometbot/cometbot/storage"
 )
@@ -94,6 +95,11 @@ type Options struct {
 	Now func() time.Time
 	// Policy holds access control, budgets, rate limits and aliases (optional).
 	Policy Policy
+	// Blobs keeps attachment bytes so follow-ups still see them; optional
+	// (without it, attachments are read for their own turn only).
+	Blobs BlobStore
+	// Attachments bounds what is read from attached files.
+	Attachments AttachmentOptions
 }
 
 // Engine is the conversation engine: it orders turns per conversation, runs
@@ -162,6 +168,15 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Attachments.MaxFiles <= 0 {
+		opts.Attachments.MaxFiles = 10
+	}
+	if opts.Attachments.MaxBytes <= 0 {
+		opts.Attachments.MaxBytes = fetch.DefaultMaxBytes
+	}
+	if opts.Attachments.ContextBytes <= 0 {
+		opts.Attachments.ContextBytes = 20 << 20
 	}
 	if len(opts.Policy.Aliases) > 0 { // aliases match case-insensitively
 		aliases := make(map[string]string, len(opts.Policy.Aliases))
@@ -255,7 +270,7 @@ func (e *Engine) HandleMessage(ctx context.Context, m Message, out Output) error
 	if m.Author.IsSelf || m.Author.IsBot {
 		return ErrIgnored
 	}
-	if m.Text == "" && len(m.Attachments) == 0 {
+	if strings.TrimSpace(m.Text) == "" && len(m.Attachments) == 0 && len(m.Forwards) == 0 {
 		return ErrIgnored
 	}
 	key := m.Scope().ConversationKey()
@@ -483,19 +498,41 @@ func (e *Engine) runTurn(j job) {
 	}
 	var replyCost float64
 	defer func() { release(replyCost) }()
+
+	// Attachments: download, classify and check against the model, then keep
+	// their bytes (in the background, before the turn is committed).
+	att := e.readAttachments(ctx, m, set.Model)
+	stored := e.storeBlobs(ctx, j.key, att.files)
 	req := llm.Request{
 		Model:           set.Model,
 		System:          set.SystemPrompt,
-		Messages:        buildMessages(hist, m),
 		Temperature:     set.Temperature,
 		MaxOutputTokens: set.MaxOutputTokens,
 	}
-	req.Messages = TrimToBudget(req.System, req.Messages, e.opts.ContextTokens)
+	req.Messages = e.buildRequestMessages(ctx, log, j.key, set.SystemPrompt, hist, m, att.files)
+	notes := strings.Join(att.notes, "\n")
+	last := req.Messages[len(req.Messages)-1]
+	if strings.TrimSpace(last.Content) == "" && len(last.Images) == 0 && len(last.Files) == 0 {
+		// Nothing the model could read (every file was skipped): explain,
+		// never send an empty user turn.
+		stored.wait()
+		if notes == "" {
+			notes = "📎 There was nothing I could read in that message."
+		}
+		if reply, ok := st.get(); ok {
+			fctx, cancel := final()
+			defer cancel()
+			if err := reply.Finish(fctx, notes); err != nil {
+				log.Warn("deliver notes", "err", err)
+			}
+		}
+		return
+	}
 
-	userRec := storage.Record{Role: "user", Text: m.Text, Author: m.Author.ID, AuthorName: m.Author.Name, MessageID: m.ID, Time: m.Time}
+	userRec := storage.Record{Role: "user", Text: userContent(m.Text, m.Forwards, nil), Author: m.Author.ID, AuthorName: m.Author.Name, MessageID: m.ID, Time: m.Time}
 	resp, streamed, err := e.callModel(ctx, req, st)
 	asst := storage.Record{Role: "assistant", Time: e.opts.Now(), Model: set.Model}
-	if err == nil && resp.Text == "" {
+	if err == nil && resp.Text == "" && len(resp.Images) == 0 {
 		err = errEmptyAnswer
 	}
 	if _, ok := st.get(); !ok {
@@ -511,6 +548,7 @@ func (e *Engine) runTurn(j job) {
 		}
 		asst.Status, asst.Error, asst.Text = status, err.Error(), streamed
 		userRec.Status = status
+		userRec.Attachments = stored.wait()
 		pctx, cancel := final()
 		perr := e.opts.Store.AppendTurn(pctx, j.key, gen, userRec, asst)
 		cancel()
@@ -518,6 +556,9 @@ func (e *Engine) runTurn(j job) {
 			log.Error("persist failed turn", "err", perr)
 		}
 		log.Warn("turn failed", "model", set.Model, "err", err)
+		if notes != "" {
+			userMsg += "\n" + notes
+		}
 		fail(userMsg)
 		return
 	}
@@ -527,6 +568,19 @@ func (e *Engine) runTurn(j job) {
 	asst.InputTokens, asst.OutputTokens, asst.Cost = resp.Usage.InputTokens, resp.Usage.OutputTokens, cost
 	userRec.Status = storage.StatusOK
 	text := resp.Text
+	userRec.Attachments = stored.wait()
+	reply, _ := st.get()
+	genImgs := e.generatedImages(ctx, log, j.key, resp.Images, reply)
+	asst.Attachments = genImgs.refs
+	if genImgs.note != "" {
+		notes = strings.TrimSpace(notes + "\n" + genImgs.note)
+	}
+	if text == "" { // images only
+		text = "🖼️"
+	}
+	if notes != "" {
+		text += "\n\n" + notes
+	}
 	if e.opts.Policy.UsageFooter {
 		text += "\n\n" + footer(set.Model, resp.Usage, cost, e.opts.Catalog != nil)
 	}
@@ -538,11 +592,15 @@ func (e *Engine) runTurn(j job) {
 	if err != nil {
 		log.Error("persist turn", "err", err)
 	}
-	reply, _ := st.get()
 	fctx, fcancel := final()
 	defer fcancel()
 	if err := reply.Finish(fctx, text); err != nil {
 		log.Warn("deliver reply", "err", err)
+	}
+	if len(genImgs.files) > 0 {
+		if err := reply.(FileUploader).Upload(fctx, genImgs.files); err != nil {
+			log.Warn("upload generated images", "err", err)
+		}
 	}
 	log.Debug("turn done", "model", set.Model, "in", resp.Usage.InputTokens, "out", resp.Usage.OutputTokens, "took", e.opts.Now().Sub(j.queued))
 }
@@ -613,22 +671,4 @@ func userMessage(err error) string {
 		return "⏱️ The model took too long to answer. Please try again."
 	}
 	return "⚠️ " + llm.UserMessage(err)
-}
-
-// buildMessages turns stored history plus the new message into model
-// messages. Turns that failed or were cancelled are left out whole, so the
-// model sees only complete exchanges.
-func buildMessages(hist []storage.Record, m Message) []llm.Message {
-	msgs := make([]llm.Message, 0, len(hist)+1)
-	for _, r := range hist {
-		if r.Status != "" && r.Status != storage.StatusOK {
-			continue
-		}
-		role := llm.RoleUser
-		if r.Role == "assistant" {
-			role = llm.RoleAssistant
-		}
-		msgs = append(msgs, llm.Message{Role: role, Content: r.Text})
-	}
-	return append(msgs, llm.Message{Role: llm.RoleUser, Content: m.Text})
 }

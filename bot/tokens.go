@@ -32,16 +32,29 @@ const messageOverhead = 4
 // TrimToBudget keeps the newest messages whose estimated tokens, plus the
 // system prompt's, fit budget. The newest message is always kept; the kept
 // history starts with a user message so providers that require alternation
-// accept it.
+// accept it. Images and files count by the documented attachment estimates.
 func TrimToBudget(system string, msgs []llm.Message, budget int) []llm.Message {
+	return msgs[trimStart(system, msgs, budget, nil):]
+}
+
+// trimStart returns the index of the first message TrimToBudget keeps;
+// extra(i), when set, adds tokens for message i's parts not yet loaded.
+func trimStart(system string, msgs []llm.Message, budget int, extra func(int) int) int {
 	if len(msgs) == 0 {
-		return msgs
+		return 0
+	}
+	cost := func(i int) int {
+		n := EstimateTokens(msgs[i].Content) + messageOverhead + partTokens(msgs[i])
+		if extra != nil {
+			n += extra(i)
+		}
+		return n
 	}
 	used := EstimateTokens(system) + messageOverhead
 	start := len(msgs) - 1
-	used += EstimateTokens(msgs[start].Content) + messageOverhead
+	used += cost(start)
 	for i := len(msgs) - 2; i >= 0; i-- {
-		n := EstimateTokens(msgs[i].Content) + messageOverhead
+		n := cost(i)
 		if used+n > budget {
 			break
 		}
@@ -51,5 +64,5 @@ func TrimToBudget(system string, msgs []llm.Message, budget int) []llm.Message {
 	for start < len(msgs)-1 && msgs[start].Role != llm.RoleUser {
 		start++
 	}
-	return msgs[start:]
+	return start
 }
