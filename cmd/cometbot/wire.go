@@ -11,6 +11,7 @@ import (
 
 	"github.com/cometbot/cometbot/bot"
 	"github.com/cometbot/cometbot/internal/config"
+	"github.com/cometbot/cometbot/internal/fetch"
 	"github.com/cometbot/cometbot/llm"
 	"github.com/cometbot/cometbot/storage"
 )
@@ -28,7 +29,23 @@ type core struct {
 	client  *llm.Client
 	engine  *bot.Engine
 
+	// fetcher is the one safe attachment downloader every adapter shares.
+	fetcher *fetch.Fetcher
+
 	closeOnce sync.Once
+}
+
+// newFetcher builds the shared attachment fetcher: the platforms' file hosts
+// plus the configured API hosts (so proxies and test fakes work).
+func newFetcher(cfg *config.Config) *fetch.Fetcher {
+	a := cfg.File.Attachments
+	hosts := append([]string(nil), fetch.DefaultHosts...)
+	for _, u := range []string{cfg.Slack.APIURL, cfg.Discord.APIURL} {
+		if h := fetch.HostOf(u); h != "" {
+			hosts = append(hosts, h)
+		}
+	}
+	return fetch.New(fetch.Config{MaxBytes: a.MaxBytes, Timeout: a.Timeout, Concurrency: a.Concurrency, AllowHosts: hosts})
 }
 
 // openCore opens the store, loads the catalog from its cache and builds the
@@ -61,7 +78,7 @@ func openCore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*core,
 		_ = st.Close()
 		return nil, err
 	}
-	return &core{cfg: cfg, log: log, store: st, catalog: cat, client: client, engine: eng}, nil
+	return &core{cfg: cfg, log: log, store: st, catalog: cat, client: client, engine: eng, fetcher: newFetcher(cfg)}, nil
 }
 
 // engineOptions maps the configuration onto the engine's options.
@@ -80,7 +97,10 @@ func engineOptions(cfg *config.Config, st *storage.Store, client *llm.Client, ca
 	}
 	a := f.Access
 	return bot.Options{
-		Store: st, Model: client, Catalog: cat, Logger: log,
+		Store: st, Model: client, Catalog: cat, Logger: log, // MERGE: Blobs: st,
+		Attachments: bot.AttachmentOptions{
+			MaxFiles: f.Attachments.MaxFiles, MaxBytes: f.Attachments.MaxBytes, ContextBytes: f.Attachments.ContextBytes,
+		},
 		Defaults:                 bot.Defaults{Model: cfg.Model(), SystemPrompt: system, Temperature: f.Temperature, MaxOutputTokens: f.MaxOutputTokens},
 		Workspaces:               scoped(f.Workspaces),
 		Channels:                 scoped(f.Channels),

@@ -187,6 +187,26 @@ type File struct {
 		GuildIDs    []string `yaml:"guild_ids"`
 		OpenThreads *bool    `yaml:"open_threads"`
 	} `yaml:"discord"`
+
+	// Attachments bounds what is read from files users attach.
+	Attachments Attachments `yaml:"attachments"`
+}
+
+// Attachments is the YAML attachments section. Zero values take the defaults.
+type Attachments struct {
+	// MaxBytes is the per-file limit counted on the wire (default 20 MiB).
+	MaxBytes int64 `yaml:"max_bytes"`
+	// MaxFiles is how many files of one message are read (default 10).
+	MaxFiles int `yaml:"max_files"`
+	// Timeout bounds one download (default 60s).
+	Timeout time.Duration `yaml:"timeout"`
+	// Concurrency bounds downloads in flight (default 4).
+	Concurrency int `yaml:"concurrency"`
+	// ContextBytes bounds the image and PDF bytes sent in one request (default 20 MiB).
+	ContextBytes int64 `yaml:"context_bytes"`
+	// ConversationBytes caps the attachment bytes kept per conversation;
+	// the oldest are dropped first (default 64 MiB).
+	ConversationBytes int64 `yaml:"conversation_bytes"`
 }
 
 // ShutdownTimeout is how long in-flight replies may finish on shutdown.
@@ -351,6 +371,9 @@ func (c *Config) validateFile() []error {
 	}
 	if f.RateLimit.PerMinute < 0 || f.RateLimit.Burst < 0 {
 		bad("rate_limit: per_minute and burst must not be negative")
+	}
+	if a := f.Attachments; a.MaxBytes < 0 || a.MaxFiles < 0 || a.Timeout < 0 || a.Concurrency < 0 || a.ContextBytes < 0 || a.ConversationBytes < 0 {
+		bad("attachments: max_bytes, max_files, timeout, concurrency, context_bytes and conversation_bytes must not be negative")
 	}
 	for cmd, canon := range f.Slack.Commands {
 		if !strings.HasPrefix(cmd, "/") {
