@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -31,6 +33,12 @@ type Config struct {
 	User string
 	// Prompt is printed before each line when interactive (e.g. "you> ").
 	Prompt string
+	// MaxFileBytes refuses /attach of larger files before reading them
+	// (default 20 MiB, the engine's attachment limit).
+	MaxFileBytes int64
+	// SaveDir is where images the model generates are saved (default
+	// $TMPDIR/cometbot-chat).
+	SaveDir string
 }
 
 // Platform is the platform name terminal conversations are stored under.
@@ -42,6 +50,13 @@ func Run(ctx context.Context, e Engine, cfg Config) error {
 	if cfg.User == "" {
 		cfg.User = "local"
 	}
+	if cfg.MaxFileBytes <= 0 {
+		cfg.MaxFileBytes = 20 << 20
+	}
+	if cfg.SaveDir == "" {
+		cfg.SaveDir = filepath.Join(os.TempDir(), "cometbot-chat")
+	}
+	var pending []bot.Attachment
 	w := &syncWriter{w: cfg.Out}
 	lines, readErr := readLines(ctx, cfg.In)
 	n := 0
@@ -66,6 +81,16 @@ func Run(ctx context.Context, e Engine, cfg Config) error {
 		if line == "/quit" || line == "/exit" {
 			return nil
 		}
+		if p, ok := strings.CutPrefix(line, "/attach"); ok && (p == "" || p[0] == ' ') {
+			a, err := attach(strings.TrimSpace(p), cfg.MaxFileBytes)
+			if err != nil {
+				w.print("📎 " + err.Error() + "\n")
+				continue
+			}
+			pending = append(pending, a)
+			w.print(fmt.Sprintf("📎 %s (%d bytes) goes with your next message.\n", a.Name, len(a.Data)))
+			continue
+		}
 		if strings.HasPrefix(line, "/") {
 			name, args, _ := strings.Cut(line[1:], " ")
 			a := e.HandleCommand(ctx, bot.Command{Name: strings.ToLower(name), Args: strings.TrimSpace(args),
@@ -74,9 +99,10 @@ func Run(ctx context.Context, e Engine, cfg Config) error {
 			continue
 		}
 		n++
-		out := newOutput(w)
+		out := newOutput(w, cfg.SaveDir)
 		m := bot.Message{Platform: Platform, Workspace: "local", Channel: "terminal", DM: true,
-			ID: fmt.Sprint(n), Author: bot.User{ID: cfg.User, Name: cfg.User}, Text: line}
+			ID: fmt.Sprint(n), Author: bot.User{ID: cfg.User, Name: cfg.User}, Text: line, Attachments: pending}
+		pending = nil
 		if err := e.HandleMessage(ctx, m, out); err != nil {
 			if errors.Is(err, bot.ErrIgnored) || errors.Is(err, bot.ErrDuplicate) {
 				continue
@@ -130,8 +156,43 @@ func (s *syncWriter) print(text string) {
 	_, _ = io.WriteString(s.w, text)
 }
 
+// attach reads a local file for the next message (the same pipeline as a
+// platform file: the engine sniffs, classifies and limits it).
+func attach(path string, limit int64) (bot.Attachment, error) {
+	if path == "" {
+		return bot.Attachment{}, errors.New("usage: /attach PATH, then type your message")
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return bot.Attachment{}, fmt.Errorf("can't attach %s: %w", path, err)
+	}
+	if !st.Mode().IsRegular() {
+		return bot.Attachment{}, fmt.Errorf("can't attach %s: not a regular file", path)
+	}
+	if st.Size() > limit {
+		return bot.Attachment{}, fmt.Errorf("can't attach %s: it is %d bytes, over the %d-byte limit", path, st.Size(), limit)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return bot.Attachment{}, fmt.Errorf("can't attach %s: %w", path, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return bot.Attachment{}, fmt.Errorf("can't attach %s: %w", path, err)
+	}
+	if int64(len(data)) > limit {
+		return bot.Attachment{}, fmt.Errorf("can't attach %s: it is over the %d-byte limit", path, limit)
+	}
+	if data == nil {
+		data = []byte{}
+	}
+	return bot.Attachment{Name: filepath.Base(path), Size: int64(len(data)), Data: data}, nil
+}
+
 // output prints one streamed answer.
 type output struct {
+	saveDir  string
 	w        *syncWriter
 	mu       sync.Mutex
 	streamed strings.Builder
@@ -139,7 +200,31 @@ type output struct {
 	once     sync.Once
 }
 
-func newOutput(w *syncWriter) *output { return &output{w: w, done: make(chan struct{})} }
+func newOutput(w *syncWriter, saveDir string) *output {
+	return &output{w: w, saveDir: saveDir, done: make(chan struct{})}
+}
+
+// Upload saves files the model generated and prints where they are.
+func (o *output) Upload(_ context.Context, files []bot.File) error {
+	if err := os.MkdirAll(o.saveDir, 0o750); err != nil {
+		return fmt.Errorf("terminal: %w", err)
+	}
+	for _, f := range files {
+		p, err := os.CreateTemp(o.saveDir, "*-"+filepath.Base(f.Name))
+		if err != nil {
+			return fmt.Errorf("terminal: %w", err)
+		}
+		_, werr := p.Write(f.Data)
+		if cerr := p.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return fmt.Errorf("terminal: save %s: %w", f.Name, werr)
+		}
+		o.w.print("🖼️ saved " + p.Name() + "\n")
+	}
+	return nil
+}
 
 // Start implements bot.Output.
 func (o *output) Start(context.Context) (bot.Reply, error) { return o, nil }

@@ -62,7 +62,7 @@ func cmdChat(ctx context.Context, getenv func(string) string, stdin io.Reader, s
 		fmt.Fprintf(stdout, "cometbot %s — chatting with %s. Commands: /model, /system, /reset, /usage, /help; /quit or Ctrl-D to leave.\n", version, cfg.Model())
 	}
 	user := getenv("USER")
-	return terminal.Run(ctx, c.engine, terminal.Config{In: stdin, Out: stdout, User: user, Prompt: prompt})
+	return terminal.Run(ctx, c.engine, terminal.Config{In: stdin, Out: stdout, User: user, Prompt: prompt, MaxFileBytes: c.fetcher.MaxBytes()})
 }
 
 // isTerminal reports whether r is an interactive terminal.
