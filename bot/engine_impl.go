@@ -42,6 +42,10 @@ type Store interface {
 	TopUsage(ctx context.Context, period, workspace, kind string, n int) ([]storage.NamedCounter, error)
 	ForgetUser(ctx context.Context, prefix, user string) (int, error)
 	ForgetUsage(ctx context.Context, workspace, user string) (int, error)
+	BeginTurn(ctx context.Context, p storage.PendingTurn) error
+	SetPendingRef(ctx context.Context, id, ref string) error
+	EndTurn(ctx context.Context, p storage.PendingTurn, gen uint64, usage *storage.UsageEntry, recs ...storage.Record) error
+	PendingTurns(ctx context.Context) ([]storage.PendingTurn, error)
 }
 
 // Model streams one model call; *llm.Client implements it.
@@ -91,6 +95,9 @@ type Options struct {
 	// DeliveryTimeout bounds delivering the final text (or a failure notice)
 	// and persisting the turn, each counted from its start (default 30s).
 	DeliveryTimeout time.Duration
+	// ResumeWindow: turns a previous process left pending are answered again
+	// when younger than this, else marked interrupted (default 10m).
+	ResumeWindow time.Duration
 	// Now is the clock (tests inject one); default time.Now.
 	Now func() time.Time
 	// Policy holds access control, budgets, rate limits and aliases (optional).
@@ -123,6 +130,8 @@ type Engine struct {
 
 	seenMu      sync.Mutex
 	pendingSeen map[string]struct{}
+
+	resuming map[string]struct{} // pending turns claimed by ResumePending (under mu)
 }
 
 type job struct {
@@ -130,6 +139,8 @@ type job struct {
 	out    Output
 	key    string
 	queued time.Time
+	turn   *turnState // the durable side; set when the job is accepted
+	note   string     // a line for the reply (e.g. files not read again after a restart)
 }
 
 type convQueue struct{ jobs []job }
@@ -168,6 +179,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.ResumeWindow <= 0 {
+		opts.ResumeWindow = 10 * time.Minute
 	}
 	if opts.Attachments.MaxFiles <= 0 {
 		opts.Attachments.MaxFiles = 10
@@ -398,11 +412,18 @@ func (e *Engine) enqueue(j job) error {
 		q = &convQueue{}
 		e.queues[j.key] = q
 	}
+	fresh := j.turn == nil
+	if fresh {
+		j.turn = e.newTurn(j)
+	}
 	q.jobs = append(q.jobs, j)
 	if start {
 		e.wg.Add(1)
 	}
 	e.mu.Unlock()
+	if fresh {
+		j.turn.start()
+	}
 	if start {
 		go e.drain(j.key, q)
 	}
@@ -447,22 +468,40 @@ const interruptedMessage = "⚠️ Interrupted — the bot is restarting. Please
 func (e *Engine) runTurn(j job) {
 	ctx, cancel := context.WithTimeout(e.runCtx, e.opts.TurnTimeout)
 	defer cancel()
-	m := j.msg
+	m, t := j.msg, j.turn
 	log := e.log.With("conversation", j.key, "event", m.EventID)
-	if e.runCtx.Err() != nil { // shutdown overtook this queued turn
-		e.refuse(e.runCtx, j.out, interruptedMessage)
-		return
-	}
 	// final gives delivery and persistence their own DeliveryTimeout, from
 	// the moment they start, and outlives a shutdown cancel so a reply is
 	// still finalized.
 	final := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.WithoutCancel(ctx), e.opts.DeliveryTimeout)
 	}
+	userRec := storage.Record{Role: "user", Text: userContent(m.Text, m.Forwards, nil), Author: m.Author.ID, AuthorName: m.Author.Name, MessageID: m.ID, Time: m.Time}
+	asst := storage.Record{Role: "assistant"}
+	var gen uint64
+	// endAs stores the turn with the given outcome (user and assistant
+	// records, usage when not nil) and takes it off the pending list.
+	endAs := func(status, reason string, usage *storage.UsageEntry) {
+		userRec.Status, asst.Status = status, status
+		if reason != "" {
+			asst.Error = reason
+		}
+		if asst.Time.IsZero() {
+			asst.Time = e.opts.Now()
+		}
+		pctx, cancel := final()
+		defer cancel()
+		_ = t.end(pctx, log, gen, usage, userRec, asst)
+	}
+
+	if e.runCtx.Err() != nil { // shutdown overtook this queued turn
+		e.interrupt(j, log)
+		return
+	}
 
 	// The adapter shows progress (a platform round trip) while the engine
 	// loads history and calls the model: neither waits for the other.
-	st := startReply(ctx, j.out)
+	st := startReply(ctx, j.out, t)
 	defer st.wait()
 	fail := func(msg string) {
 		if reply, ok := st.get(); ok {
@@ -473,34 +512,39 @@ func (e *Engine) runTurn(j job) {
 			}
 		}
 	}
+	failTurn := func(msg, reason string) {
+		fail(msg)
+		endAs(storage.StatusFailed, reason, nil)
+	}
 
 	gen, hist, err := e.opts.Store.History(ctx, j.key, e.opts.HistoryMessages)
 	if err != nil {
 		log.Error("load history failed", "err", err)
-		fail("⚠️ I couldn't read this conversation's history. Please try again.")
+		failTurn("⚠️ I couldn't read this conversation's history. Please try again.", "history: "+err.Error())
 		return
 	}
 	set, err := e.resolve(ctx, m.Scope(), hist)
 	if err != nil {
 		log.Error("resolve settings failed", "err", err)
-		fail("⚠️ I couldn't read this channel's settings. Please try again.")
+		failTurn("⚠️ I couldn't read this channel's settings. Please try again.", "settings: "+err.Error())
 		return
 	}
+	asst.Model = set.Model
 	release, refusal, err := e.gate.reserve(ctx, e.opts.Store, m)
 	if err != nil {
 		log.Error("check budget failed", "err", err)
-		fail("⚠️ I couldn't check the spending budget. Please try again.")
+		failTurn("⚠️ I couldn't check the spending budget. Please try again.", "budget: "+err.Error())
 		return
 	}
 	if refusal != "" {
-		fail(refusal)
+		failTurn(refusal, "refused: "+refusal)
 		return
 	}
 	var replyCost float64
 	defer func() { release(replyCost) }()
 
 	// Attachments: download, classify and check against the model, then keep
-	// their bytes (in the background, before the turn is committed).
+	// their bytes (in the background, before the turn is stored).
 	att := e.readAttachments(ctx, m, set.Model)
 	stored := e.storeBlobs(ctx, j.key, att.files)
 	req := llm.Request{
@@ -511,11 +555,14 @@ func (e *Engine) runTurn(j job) {
 	}
 	req.Messages = e.buildRequestMessages(ctx, log, j.key, set.SystemPrompt, hist, m, att.files)
 	notes := strings.Join(att.notes, "\n")
+	if j.note != "" {
+		notes = strings.TrimSpace(j.note + "\n" + notes)
+	}
 	last := req.Messages[len(req.Messages)-1]
 	if strings.TrimSpace(last.Content) == "" && len(last.Images) == 0 && len(last.Files) == 0 {
 		// Nothing the model could read (every file was skipped): explain,
 		// never send an empty user turn.
-		stored.wait()
+		userRec.Attachments = stored.wait()
 		if notes == "" {
 			notes = "📎 There was nothing I could read in that message."
 		}
@@ -526,12 +573,12 @@ func (e *Engine) runTurn(j job) {
 				log.Warn("deliver notes", "err", err)
 			}
 		}
+		endAs(storage.StatusFailed, "nothing readable", nil)
 		return
 	}
 
-	userRec := storage.Record{Role: "user", Text: userContent(m.Text, m.Forwards, nil), Author: m.Author.ID, AuthorName: m.Author.Name, MessageID: m.ID, Time: m.Time}
 	resp, streamed, err := e.callModel(ctx, req, st)
-	asst := storage.Record{Role: "assistant", Time: e.opts.Now(), Model: set.Model}
+	asst.Time = e.opts.Now()
 	if err == nil && resp.Text == "" && len(resp.Images) == 0 {
 		err = errEmptyAnswer
 	}
@@ -541,34 +588,39 @@ func (e *Engine) runTurn(j job) {
 			err = fmt.Errorf("bot: start reply: %w", st.err)
 		}
 	}
+	userRec.Attachments = stored.wait()
 	if err != nil {
+		if e.runCtx.Err() != nil && t.hasRef() {
+			// Shutdown: the turn stays pending; the next process finishes
+			// it in this very message.
+			fail(restartingMessage)
+			log.Info("turn interrupted by shutdown; it will resume after the restart")
+			return
+		}
 		status, userMsg := storage.StatusFailed, userMessage(err)
 		if e.runCtx.Err() != nil {
 			status, userMsg = storage.StatusCancelled, interruptedMessage
 		}
-		asst.Status, asst.Error, asst.Text = status, err.Error(), streamed
-		userRec.Status = status
-		userRec.Attachments = stored.wait()
-		pctx, cancel := final()
-		perr := e.opts.Store.AppendTurn(pctx, j.key, gen, userRec, asst)
-		cancel()
-		if perr != nil {
-			log.Error("persist failed turn", "err", perr)
+		asst.Text = streamed
+		var usage *storage.UsageEntry
+		if resp != nil && resp.Usage.Total() > 0 { // the gateway counted a cut answer
+			cost := e.cost(set.Model, resp.Usage)
+			replyCost = cost
+			usage = e.usageEntry(m, set.Model, resp.Usage, cost)
 		}
 		log.Warn("turn failed", "model", set.Model, "err", err)
 		if notes != "" {
 			userMsg += "\n" + notes
 		}
 		fail(userMsg)
+		endAs(status, err.Error(), usage)
 		return
 	}
 	cost := e.cost(set.Model, resp.Usage)
 	replyCost = cost
-	asst.Status, asst.Text = storage.StatusOK, resp.Text
+	asst.Text = resp.Text
 	asst.InputTokens, asst.OutputTokens, asst.Cost = resp.Usage.InputTokens, resp.Usage.OutputTokens, cost
-	userRec.Status = storage.StatusOK
 	text := resp.Text
-	userRec.Attachments = stored.wait()
 	reply, _ := st.get()
 	genImgs := e.generatedImages(ctx, log, j.key, resp.Images, reply)
 	asst.Attachments = genImgs.refs
@@ -584,25 +636,56 @@ func (e *Engine) runTurn(j job) {
 	if e.opts.Policy.UsageFooter {
 		text += "\n\n" + footer(set.Model, resp.Usage, cost, e.opts.Catalog != nil)
 	}
-	// The turn (history and usage, one transaction) is durable before the
-	// final text is delivered: what a user sees, the bot remembers.
-	pctx, pcancel := final()
-	err = e.opts.Store.CommitTurn(pctx, j.key, gen, e.usageEntry(m, set.Model, resp.Usage, cost), userRec, asst)
-	pcancel()
-	if err != nil {
-		log.Error("persist turn", "err", err)
-	}
+	// The turn is stored as delivered only once the platform accepted the
+	// final text; a crash before that leaves it pending, to be finished in
+	// place by the next process.
 	fctx, fcancel := final()
 	defer fcancel()
+	status, reason := storage.StatusOK, ""
 	if err := reply.Finish(fctx, text); err != nil {
 		log.Warn("deliver reply", "err", err)
+		status, reason = storage.StatusFailed, "delivery: "+err.Error()
 	}
-	if len(genImgs.files) > 0 {
+	if len(genImgs.files) > 0 && status == storage.StatusOK {
 		if err := reply.(FileUploader).Upload(fctx, genImgs.files); err != nil {
 			log.Warn("upload generated images", "err", err)
 		}
 	}
+	endAs(status, reason, e.usageEntry(m, set.Model, resp.Usage, cost))
 	log.Debug("turn done", "model", set.Model, "in", resp.Usage.InputTokens, "out", resp.Usage.OutputTokens, "took", e.opts.Now().Sub(j.queued))
+}
+
+// interrupt answers a queued turn that shutdown overtook. Where the reply
+// can be found again, the turn stays pending and the next process answers
+// it in that message; elsewhere it is stored as interrupted.
+func (e *Engine) interrupt(j job, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.runCtx), e.opts.DeliveryTimeout)
+	defer cancel()
+	r, err := j.out.Start(ctx)
+	if err != nil {
+		log.Warn("start reply failed", "err", err)
+		return
+	}
+	_, resumable := r.(Resumable)
+	if resumable {
+		j.turn.track(r)
+	}
+	msg := interruptedMessage
+	if resumable {
+		msg = restartingMessage
+	}
+	if err := r.Fail(ctx, msg); err != nil {
+		log.Warn("send notice failed", "err", err)
+	}
+	if resumable && j.turn.hasRef() {
+		return
+	}
+	m := j.msg
+	now := e.opts.Now()
+	_, gen, _ := e.historyGen(ctx, j.key)
+	_ = j.turn.end(ctx, log, gen, nil,
+		storage.Record{Role: "user", Text: userContent(m.Text, m.Forwards, nil), Author: m.Author.ID, AuthorName: m.Author.Name, MessageID: m.ID, Time: m.Time, Status: storage.StatusCancelled},
+		storage.Record{Role: "assistant", Time: now, Status: storage.StatusCancelled, Error: "interrupted by shutdown"})
 }
 
 // pendingStart is an Output.Start running concurrently with the turn.
@@ -612,13 +695,16 @@ type pendingStart struct {
 	err   error
 }
 
-func startReply(ctx context.Context, out Output) *pendingStart {
+func startReply(ctx context.Context, out Output, t *turnState) *pendingStart {
 	p := &pendingStart{done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
 		p.reply, p.err = out.Start(ctx)
 		if p.err == nil && p.reply == nil {
 			p.err = errors.New("adapter returned no reply")
+		}
+		if p.err == nil && t != nil {
+			t.track(p.reply)
 		}
 	}()
 	return p

@@ -12,7 +12,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Turn statuses recorded with an assistant record.
+// Turn statuses recorded with a record (see also StatusPending).
 const (
 	StatusOK        = "ok"
 	StatusFailed    = "failed"
@@ -43,6 +43,9 @@ type Record struct {
 	Cost         float64 `json:"cost,omitempty"`
 	// Error is a short admin-facing reason for a failed turn.
 	Error string `json:"error,omitempty"`
+	// Turn is the id of the turn the record belongs to (its user message
+	// and reply share it); empty on records written before turn ids.
+	Turn string `json:"turn,omitempty"`
 	// Attachments are the files the message carried (user records) or the
 	// images the model generated (assistant records).
 	Attachments []AttachmentRef `json:"attachments,omitempty"`
@@ -182,27 +185,8 @@ func (s *Store) CommitTurn(ctx context.Context, key string, gen uint64, usage *U
 		vals[i] = v
 	}
 	err := s.batch(func(tx *bolt.Tx) error {
-		b, err := tx.Bucket(bucketConvs).CreateBucketIfNotExists([]byte(key))
-		if err != nil {
+		if err := appendRecords(tx, key, gen, vals); err != nil {
 			return err
-		}
-		if b.Get(keyGen) == nil {
-			if err := b.Put(keyGen, u64(gen)); err != nil {
-				return err
-			}
-		}
-		msgs, err := b.CreateBucketIfNotExists(genKey(gen))
-		if err != nil {
-			return err
-		}
-		for _, v := range vals {
-			seq, err := msgs.NextSequence()
-			if err != nil {
-				return err
-			}
-			if err := msgs.Put(u64(seq), v); err != nil {
-				return err
-			}
 		}
 		if usage != nil {
 			return addUsage(tx, *usage)
@@ -211,6 +195,34 @@ func (s *Store) CommitTurn(ctx context.Context, key string, gen uint64, usage *U
 	})
 	if err != nil {
 		return fmt.Errorf("storage: append turn: %w", err)
+	}
+	return nil
+}
+
+// appendRecords appends encoded records to generation gen of conversation
+// key, creating the conversation when it is new.
+func appendRecords(tx *bolt.Tx, key string, gen uint64, vals [][]byte) error {
+	b, err := tx.Bucket(bucketConvs).CreateBucketIfNotExists([]byte(key))
+	if err != nil {
+		return err
+	}
+	if b.Get(keyGen) == nil {
+		if err := b.Put(keyGen, u64(gen)); err != nil {
+			return err
+		}
+	}
+	msgs, err := b.CreateBucketIfNotExists(genKey(gen))
+	if err != nil {
+		return err
+	}
+	for _, v := range vals {
+		seq, err := msgs.NextSequence()
+		if err != nil {
+			return err
+		}
+		if err := msgs.Put(u64(seq), v); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -11,6 +11,7 @@
 //	seen_exp                     <expiry><event id> -> empty (an index for pruning)
 //	usage                        <period>|<workspace>|<kind>|<id> -> JSON Counter
 //	catalog                      data -> last good catalog JSON
+//	pending                      <turn id> -> JSON PendingTurn (turns started and not ended)
 //
 // Values read inside a transaction are copied out before it ends.
 package storage
@@ -134,7 +135,7 @@ func (s *Store) init() error {
 		if err := meta.Put(keySchema, u64(SchemaVersion)); err != nil {
 			return fmt.Errorf("storage: write schema: %w", err)
 		}
-		for _, b := range [][]byte{bucketConvs, bucketSettings, bucketSeen, bucketSeenExp, bucketUsage, bucketCatalog} {
+		for _, b := range [][]byte{bucketConvs, bucketSettings, bucketSeen, bucketSeenExp, bucketUsage, bucketCatalog, bucketPending} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("storage: create %s: %w", b, err)
 			}
