@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -135,7 +136,7 @@ func (s *Store) History(ctx context.Context, key string, limit int) (uint64, []R
 				window = append(append(window, old...), fresh...)
 				update = &histEntry{key: key, gen: gen, seq: seq, all: all, recs: window}
 			}
-			recs = slices.Clone(window[max(0, len(window)-limit):])
+			recs = cloneRecords(window[max(0, len(window)-limit):])
 			return nil
 		}
 		recs = make([]Record, 0, min(limit, 128))
@@ -149,7 +150,7 @@ func (s *Store) History(ctx context.Context, key string, limit int) (uint64, []R
 		}
 		slices.Reverse(recs)
 		if s.hist != nil {
-			update = &histEntry{key: key, gen: gen, seq: seq, all: len(recs) < limit, recs: slices.Clone(recs)}
+			update = &histEntry{key: key, gen: gen, seq: seq, all: len(recs) < limit, recs: cloneRecords(recs)}
 		}
 		return nil
 	})
@@ -247,6 +248,8 @@ func (s *Store) ConversationExists(ctx context.Context, key string) (bool, error
 
 // ResetConversation starts a new generation: History returns nothing until
 // new turns arrive. Old generations stay on disk (for /forget to remove).
+// The conversation's attachment bytes are dropped from the blob store (those
+// another conversation still references are kept for it).
 func (s *Store) ResetConversation(ctx context.Context, key string) error {
 	if err := ctxErr(ctx); err != nil {
 		return err
@@ -260,7 +263,10 @@ func (s *Store) ResetConversation(ctx context.Context, key string) error {
 		if v := b.Get(keyGen); len(v) == 8 {
 			gen = binary.BigEndian.Uint64(v)
 		}
-		return b.Put(keyGen, u64(gen+1))
+		if err := b.Put(keyGen, u64(gen+1)); err != nil {
+			return err
+		}
+		return dropConvBlobs(tx, []byte(key))
 	})
 	if s.hist != nil {
 		s.hist.drop(key)
@@ -274,7 +280,10 @@ func (s *Store) ResetConversation(ctx context.Context, key string) error {
 // ForgetUser deletes every record authored by user in conversations whose
 // key starts with prefix, together with the assistant replies that answered
 // them (the record that directly follows). It returns how many records it
-// deleted.
+// deleted. The attachment bytes of the deleted records are dropped from the
+// conversation's blob references (and from the blob store unless another
+// conversation references them), except bytes that a record left in the same
+// conversation also references.
 func (s *Store) ForgetUser(ctx context.Context, prefix, user string) (int, error) {
 	if err := ctxErr(ctx); err != nil {
 		return 0, err
@@ -289,6 +298,15 @@ func (s *Store) ForgetUser(ctx context.Context, prefix, user string) (int, error
 				continue
 			}
 			cb := convs.Bucket(k)
+			// Attachment refs of the deleted records, and of the records kept.
+			removed, kept := map[string]bool{}, map[string]bool{}
+			note := func(set map[string]bool, r *Record) {
+				for _, a := range r.Attachments {
+					if a.Ref != "" {
+						set[a.Ref] = true
+					}
+				}
+			}
 			err := cb.ForEachBucket(func(g []byte) error {
 				msgs := cb.Bucket(g)
 				var del [][]byte
@@ -296,12 +314,15 @@ func (s *Store) ForgetUser(ctx context.Context, prefix, user string) (int, error
 				for mk, mv := mc.First(); mk != nil; mk, mv = mc.Next() {
 					var r Record
 					if json.Unmarshal(mv, &r) != nil || r.Role != "user" || r.Author != user {
+						note(kept, &r)
 						continue
 					}
+					note(removed, &r)
 					del = append(del, append([]byte(nil), mk...))
 					if nk, nv := mc.Next(); nk != nil {
 						var a Record
 						if json.Unmarshal(nv, &a) == nil && a.Role == "assistant" {
+							note(removed, &a)
 							del = append(del, append([]byte(nil), nk...))
 						} else {
 							mc.Prev()
@@ -319,6 +340,16 @@ func (s *Store) ForgetUser(ctx context.Context, prefix, user string) (int, error
 			if err != nil {
 				return err
 			}
+			for ref := range removed {
+				if kept[ref] {
+					continue
+				}
+				if h, ok := refHash(ref); ok {
+					if err := dropConvBlob(tx, bytes.Clone(k), h); err != nil {
+						return err
+					}
+				}
+			}
 		}
 		return nil
 	})
@@ -329,6 +360,18 @@ func (s *Store) ForgetUser(ctx context.Context, prefix, user string) (int, error
 		return 0, fmt.Errorf("storage: forget user: %w", err)
 	}
 	return n, nil
+}
+
+// cloneRecords copies recs deeply enough that the caller and the history
+// cache share nothing mutable (strings are immutable; Attachments is not).
+func cloneRecords(recs []Record) []Record {
+	out := slices.Clone(recs)
+	for i := range out {
+		if out[i].Attachments != nil {
+			out[i].Attachments = slices.Clone(out[i].Attachments)
+		}
+	}
+	return out
 }
 
 func hasPrefix(b, p []byte) bool { return len(b) >= len(p) && string(b[:len(p)]) == string(p) }

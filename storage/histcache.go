@@ -101,13 +101,20 @@ func (c *historyCache) clear() {
 	c.size = 0
 }
 
-var recordSize = int64(unsafe.Sizeof(Record{}))
+var (
+	recordSize     = int64(unsafe.Sizeof(Record{}))
+	attachmentSize = int64(unsafe.Sizeof(AttachmentRef{}))
+)
 
 func entryBytes(e *histEntry) int64 {
 	n := int64(len(e.key)) + 128
 	for i := range e.recs {
 		r := &e.recs[i]
 		n += recordSize + int64(len(r.Text)+len(r.Author)+len(r.AuthorName)+len(r.MessageID)+len(r.Model)+len(r.Error))
+		for j := range r.Attachments {
+			a := &r.Attachments[j]
+			n += attachmentSize + int64(len(a.Name)+len(a.MIMEType)+len(a.Ref))
+		}
 	}
 	return n
 }

@@ -44,6 +44,11 @@ func TestHistoryCacheMatchesStore(t *testing.T) {
 					text := fmt.Sprintf("msg %d %s", step, string(make([]byte, rng.IntN(300))))
 					recs := []Record{{Role: "user", Text: text, Author: u, Time: time.Unix(int64(step), 0).UTC()},
 						{Role: "assistant", Text: "re " + text, Model: "m", Status: StatusOK, Time: time.Unix(int64(step), 1).UTC()}}
+					for i := range rng.IntN(3) { // attachments on some records
+						r := &recs[rng.IntN(2)]
+						r.Attachments = append(r.Attachments, AttachmentRef{
+							Name: fmt.Sprintf("f%d-%d.png", step, i), MIMEType: "image/png", Size: int64(rng.IntN(1 << 20)), Ref: fmt.Sprintf("%064x", rng.Uint64())})
+					}
 					for _, s := range []*Store{cached, plain} {
 						if err := s.AppendTurn(ctx, key, g1, recs...); err != nil {
 							t.Fatal(err)
@@ -73,8 +78,11 @@ func TestHistoryCacheMatchesStore(t *testing.T) {
 					if g1 != g2 || !reflect.DeepEqual(r1, r2) {
 						t.Fatalf("step %d: History(%s, %d) differs: gen %d vs %d, %d vs %d records", step, key, limit, g1, g2, len(r1), len(r2))
 					}
-					if len(r1) > 0 {
-						r1[0].Text = "mutated by the caller" // must not leak into the cache
+					for i := range r1 { // must not leak into the cache
+						r1[i].Text = "mutated by the caller"
+						for j := range r1[i].Attachments {
+							r1[i].Attachments[j].Name = "mutated"
+						}
 					}
 				}
 			}

@@ -1,6 +1,6 @@
 // Package storage keeps cometbot's durable state in one bbolt file:
-// conversation history, per-scope settings, processed event ids, usage
-// counters, small adapter key/values and the last good model catalog.
+// conversation history, attachment bytes, per-scope settings, processed event
+// ids, usage counters and the last good model catalog.
 //
 // Layout (schema version 1):
 //
@@ -12,6 +12,16 @@
 //	usage                        <period>|<workspace>|<kind>|<id> -> JSON Counter
 //	catalog                      data -> last good catalog JSON
 //	pending                      <turn id> -> JSON PendingTurn (turns started and not ended)
+//	blobs/<sha256, 32 bytes>     data -> attachment bytes (content-addressed, stored once; a bucket per
+//	                             blob so that no other value shares its leaf page and gets rewritten with it)
+//	blob_refs                    <sha256> -> uint64: how many conversations reference the blob (deleted at 0, with the blob)
+//	blob_convs/<conversation key>
+//	                             bytes -> uint64: total size of the blobs the conversation references;
+//	                             n<seq> -> sha256|size (uint64): its references, oldest first (seq from NextSequence);
+//	                             h<sha256> -> seq: the index of the same references by hash
+//
+// Integers are big-endian. The blob buckets are created at Open, so files
+// written before attachments existed open unchanged (no schema change).
 //
 // Values read inside a transaction are copied out before it ends.
 package storage
@@ -34,13 +44,16 @@ import (
 const SchemaVersion = 1
 
 var (
-	bucketMeta     = []byte("meta")
-	bucketConvs    = []byte("convs")
-	bucketSettings = []byte("settings")
-	bucketSeen     = []byte("seen")
-	bucketSeenExp  = []byte("seen_exp")
-	bucketUsage    = []byte("usage")
-	bucketCatalog  = []byte("catalog")
+	bucketMeta      = []byte("meta")
+	bucketConvs     = []byte("convs")
+	bucketSettings  = []byte("settings")
+	bucketSeen      = []byte("seen")
+	bucketSeenExp   = []byte("seen_exp")
+	bucketUsage     = []byte("usage")
+	bucketCatalog   = []byte("catalog")
+	bucketBlobs     = []byte("blobs")
+	bucketBlobRefs  = []byte("blob_refs")
+	bucketBlobConvs = []byte("blob_convs")
 
 	keySchema = []byte("schema")
 	keyGen    = []byte("gen")
@@ -70,6 +83,11 @@ type Options struct {
 	// windows (History then decodes only new records); 0 means
 	// DefaultHistoryCacheBytes, negative turns the cache off.
 	HistoryCacheBytes int64
+	// MaxConversationBlobBytes caps the attachment bytes one conversation
+	// keeps in the blob store (see PutBlob): past it, the conversation's
+	// oldest attachments are dropped. 0 means
+	// DefaultMaxConversationBlobBytes (64 MiB); negative means no cap.
+	MaxConversationBlobBytes int64
 }
 
 // Store is the bbolt-backed store. It is safe for concurrent use.
@@ -79,6 +97,8 @@ type Store struct {
 	now   func() time.Time
 	group *committer // nil: writes use db.Batch with Options.MaxBatchDelay
 	hist  *historyCache
+
+	maxConvBlob int64 // Options.MaxConversationBlobBytes; <= 0: no cap
 }
 
 // Open opens (creating if needed) the database at path, checks its schema
@@ -99,7 +119,10 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, now: time.Now}
+	s := &Store{db: db, path: path, now: time.Now, maxConvBlob: opts.MaxConversationBlobBytes}
+	if s.maxConvBlob == 0 {
+		s.maxConvBlob = DefaultMaxConversationBlobBytes
+	}
 	switch {
 	case opts.HistoryCacheBytes == 0:
 		s.hist = newHistoryCache(DefaultHistoryCacheBytes)
@@ -135,7 +158,7 @@ func (s *Store) init() error {
 		if err := meta.Put(keySchema, u64(SchemaVersion)); err != nil {
 			return fmt.Errorf("storage: write schema: %w", err)
 		}
-		for _, b := range [][]byte{bucketConvs, bucketSettings, bucketSeen, bucketSeenExp, bucketUsage, bucketCatalog, bucketPending} {
+		for _, b := range [][]byte{bucketConvs, bucketSettings, bucketSeen, bucketSeenExp, bucketUsage, bucketCatalog, bucketBlobs, bucketBlobRefs, bucketBlobConvs, bucketPending} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("storage: create %s: %w", b, err)
 			}

@@ -51,7 +51,7 @@ func newFetcher(cfg *config.Config) *fetch.Fetcher {
 // openCore opens the store, loads the catalog from its cache and builds the
 // gateway client and the engine. Close it with shutdown.
 func openCore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*core, error) {
-	st, err := storage.Open(cfg.DBPath, storage.Options{Timeout: 2 * time.Second})
+	st, err := storage.Open(cfg.DBPath, storage.Options{Timeout: 2 * time.Second, MaxConversationBlobBytes: cfg.File.Attachments.ConversationBytes})
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +97,7 @@ func engineOptions(cfg *config.Config, st *storage.Store, client *llm.Client, ca
 	}
 	a := f.Access
 	return bot.Options{
-		Store: st, Model: client, Catalog: cat, Logger: log, // MERGE: Blobs: st,
+		Store: st, Model: client, Catalog: cat, Logger: log, Blobs: st,
 		Attachments: bot.AttachmentOptions{
 			MaxFiles: f.Attachments.MaxFiles, MaxBytes: f.Attachments.MaxBytes, ContextBytes: f.Attachments.ContextBytes,
 		},
