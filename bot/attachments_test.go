@@ -70,7 +70,10 @@ type uploadOut struct {
 	files []File
 }
 
-func (o *uploadOut) Start(ctx context.Context) (Reply, error) { _, _ = o.recOut.Start(ctx); return o, nil }
+func (o *uploadOut) Start(ctx context.Context) (Reply, error) {
+	_, _ = o.recOut.Start(ctx)
+	return o, nil
+}
 func (o *uploadOut) Upload(_ context.Context, fs []File) error {
 	o.mu.Lock()
 	o.files = append(o.files, fs...)
@@ -241,6 +244,9 @@ func TestGeneratedImagesAreUploaded(t *testing.T) {
 		t.Fatal(err)
 	}
 	final, _ := out.wait(t)
+	if err := h.e.quiesceConversation(context.Background(), dm("", "").Scope().ConversationKey()); err != nil {
+		t.Fatal(err)
+	}
 	out.mu.Lock()
 	files := out.files
 	out.mu.Unlock()

@@ -132,6 +132,7 @@ type Engine struct {
 	pendingSeen map[string]struct{}
 
 	resuming map[string]struct{} // pending turns claimed by ResumePending (under mu)
+	idle     chan struct{}       // closed when the last queue drains; nil when none is waited for
 }
 
 type job struct {
@@ -143,7 +144,10 @@ type job struct {
 	note   string     // a line for the reply (e.g. files not read again after a restart)
 }
 
-type convQueue struct{ jobs []job }
+type convQueue struct {
+	jobs []job
+	done chan struct{} // closed when the queue drained and was removed
+}
 
 // New builds an engine. Call Shutdown to stop it.
 func New(opts Options) (*Engine, error) {
@@ -263,6 +267,43 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		return nil
 	case <-time.After(15 * time.Second):
 		return errors.New("bot: shutdown: turns still running after cancel")
+	}
+}
+
+// Quiesce waits until no turn is queued or running (every accepted turn
+// delivered and stored), or ctx ends.
+func (e *Engine) Quiesce(ctx context.Context) error {
+	e.mu.Lock()
+	if len(e.queues) == 0 {
+		e.mu.Unlock()
+		return nil
+	}
+	if e.idle == nil {
+		e.idle = make(chan struct{})
+	}
+	ch := e.idle
+	e.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// quiesceConversation waits until the conversation has no queued or running turn.
+func (e *Engine) quiesceConversation(ctx context.Context, key string) error {
+	e.mu.Lock()
+	q := e.queues[key]
+	e.mu.Unlock()
+	if q == nil {
+		return nil
+	}
+	select {
+	case <-q.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -409,7 +450,7 @@ func (e *Engine) enqueue(j job) error {
 	}
 	start := q == nil
 	if start {
-		q = &convQueue{}
+		q = &convQueue{done: make(chan struct{})}
 		e.queues[j.key] = q
 	}
 	fresh := j.turn == nil
@@ -437,6 +478,11 @@ func (e *Engine) drain(key string, q *convQueue) {
 		e.mu.Lock()
 		if len(q.jobs) == 0 {
 			delete(e.queues, key)
+			close(q.done)
+			if len(e.queues) == 0 && e.idle != nil {
+				close(e.idle)
+				e.idle = nil
+			}
 			e.mu.Unlock()
 			return
 		}

@@ -176,7 +176,13 @@ func (h *harness) say(t *testing.T, m Message) (string, string) {
 	if err := h.e.HandleMessage(context.Background(), m, out); err != nil {
 		t.Fatalf("HandleMessage: %v", err)
 	}
-	return out.wait(t)
+	final, failed := out.wait(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.e.quiesceConversation(ctx, m.Scope().ConversationKey()); err != nil {
+		t.Fatalf("turn not stored: %v", err)
+	}
+	return final, failed
 }
 
 func TestTurnCarriesHistory(t *testing.T) {
@@ -442,6 +448,9 @@ func TestSlowReplyStillDeliveredAndStored(t *testing.T) {
 	}
 	if final, failed := out.wait(t); final != "late but whole" {
 		t.Fatalf("final=%q failed=%q", final, failed)
+	}
+	if err := h.e.quiesceConversation(context.Background(), dm("", "").Scope().ConversationKey()); err != nil {
+		t.Fatal(err)
 	}
 	if _, recs, _ := h.store.History(context.Background(), dm("", "").Scope().ConversationKey(), 10); len(recs) != 2 || recs[1].Status != storage.StatusOK {
 		t.Fatalf("slow turn not stored: %+v", recs)

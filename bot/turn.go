@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/cometbot/cometbot/storage"
 )
@@ -83,9 +82,9 @@ func newTurnID() string {
 
 // turnState is the durable side of one running turn.
 type turnState struct {
-	e       *Engine
-	pending storage.PendingTurn
-	begun   chan struct{} // closed when BeginTurn returned
+	e        *Engine
+	pending  storage.PendingTurn
+	begun    chan struct{} // closed when BeginTurn returned
 	beginErr error
 
 	mu  sync.Mutex
@@ -218,9 +217,13 @@ func (e *Engine) ResumePending(ctx context.Context, platform string, r Resumer) 
 		interrupted++
 		rec := storage.Record{Role: "user", Text: userContent(m.Text, m.Forwards, nil), Author: m.Author.ID, AuthorName: m.Author.Name, MessageID: m.ID, Time: m.Time, Status: storage.StatusCancelled}
 		asst := storage.Record{Role: "assistant", Time: now, Status: storage.StatusCancelled, Error: "interrupted by a restart"}
+		var out Output
+		if r != nil {
+			out = r.ResumeOutput(m, p.Ref)
+		}
 		closeTurn := func(ctx context.Context) {
-			if r != nil {
-				e.refuse(ctx, r.ResumeOutput(m, p.Ref), resumeInterrupted)
+			if out != nil {
+				e.refuse(ctx, out, resumeInterrupted)
 			}
 			_, gen, _ := e.historyGen(ctx, p.Conv)
 			_ = t.end(context.WithoutCancel(ctx), log, gen, nil, rec, asst)
@@ -258,5 +261,3 @@ func pluralIt(n int) string {
 	}
 	return "them"
 }
-
-var _ = time.Second

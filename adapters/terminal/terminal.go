@@ -22,6 +22,8 @@ import (
 type Engine interface {
 	HandleMessage(ctx context.Context, m bot.Message, out bot.Output) error
 	HandleCommand(ctx context.Context, c bot.Command) bot.Answer
+	// Quiesce waits until every accepted turn is delivered and stored.
+	Quiesce(ctx context.Context) error
 }
 
 // Config configures a terminal session.
@@ -112,6 +114,11 @@ func Run(ctx context.Context, e Engine, cfg Config) error {
 		select {
 		case <-out.done:
 		case <-ctx.Done():
+			return nil
+		}
+		// The turn is stored (and any generated image saved) before the
+		// next line: /usage right after a reply counts it.
+		if err := e.Quiesce(ctx); err != nil {
 			return nil
 		}
 	}
