@@ -56,6 +56,13 @@ func cmdChat(ctx context.Context, getenv func(string) string, stdin io.Reader, s
 		}
 	}
 
+	// A terminal session that ended mid-answer cannot be continued: its
+	// unfinished turns are closed as interrupted (and stay in history).
+	if _, n, err := c.engine.ResumePending(ctx, terminal.Platform, nil); err != nil {
+		log.Warn("close unfinished turns", "err", err)
+	} else if n > 0 {
+		log.Info("closed unfinished turns from the previous session", "n", n)
+	}
 	prompt := ""
 	if isTerminal(stdin) {
 		prompt = "you> "

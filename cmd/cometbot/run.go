@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cometbot/cometbot/bot"
 	"github.com/cometbot/cometbot/internal/config"
 	"github.com/cometbot/cometbot/internal/redact"
 )
@@ -89,6 +90,7 @@ func cmdRun(ctx context.Context, getenv func(string) string, stderr io.Writer) e
 		})
 	}
 	log.Info("cometbot running", "version", version, "http", ln.Addr().String(), "platforms", names(platforms), "default_model", cfg.Model())
+	resumePending(platCtx, c, platforms, log)
 
 	var runErr error
 	select {
@@ -106,6 +108,22 @@ func cmdRun(ctx context.Context, getenv func(string) string, stderr io.Writer) e
 	_ = srv.Shutdown(shutCtx)
 	wg.Wait()
 	return runErr
+}
+
+// resumePending finishes the turns a previous process left unfinished:
+// replies are continued in their own messages where the adapter can find
+// them again, else closed as interrupted.
+func resumePending(ctx context.Context, c *core, ps []namedPlatform, log *slog.Logger) {
+	for _, p := range ps {
+		r, _ := p.platform.(bot.Resumer)
+		resumed, interrupted, err := c.engine.ResumePending(ctx, p.name, r)
+		switch {
+		case err != nil:
+			log.Error("resume unfinished replies", "platform", p.name, "err", err)
+		case resumed+interrupted > 0:
+			log.Info("unfinished replies from the previous run", "platform", p.name, "answering_again", resumed, "marked_interrupted", interrupted)
+		}
+	}
 }
 
 func names(ps []namedPlatform) []string {
