@@ -15,13 +15,15 @@ import (
 // the declared type refine it (application/json, text/csv, ...); anything
 // else is application/octet-stream.
 func Sniff(data []byte, name, declared string) string {
-	ct := http.DetectContentType(data)
+	body := trimBOM(data)
+	ct := http.DetectContentType(body)
 	base, _, _ := mime.ParseMediaType(ct)
 	switch {
 	case strings.HasPrefix(base, "image/"), base == "application/pdf":
 		return base
 	case base == "text/html" || base == "text/xml":
-		if bytes.Contains(bytes.ToLower(head(data)), []byte("<html")) || bytes.Contains(bytes.ToLower(head(data)), []byte("<!doctype html")) {
+		h := bytes.ToLower(head(body))
+		if bytes.Contains(h, []byte("<html")) || bytes.Contains(h, []byte("<!doctype html")) {
 			return "text/html"
 		}
 	}
@@ -35,6 +37,12 @@ func Sniff(data []byte, name, declared string) string {
 		return d
 	}
 	return "text/plain"
+}
+
+// trimBOM drops a leading UTF-8 byte order mark, which would hide an HTML
+// page from http.DetectContentType.
+func trimBOM(b []byte) []byte {
+	return bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
 }
 
 func head(b []byte) []byte {
