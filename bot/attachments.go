@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -185,6 +186,9 @@ func (e *Engine) readOne(ctx context.Context, a Attachment) (*readFile, string) 
 		}
 	}
 	mt := fetch.Sniff(data, name, a.MIMEType)
+	if ext := strings.ToLower(path.Ext(name)); mt == "text/html" && (ext == ".html" || ext == ".htm") {
+		mt = "text/plain" // an HTML file the user attached is read as source
+	}
 	kind := kindOf(mt)
 	if kind == "" {
 		return nil, fmt.Sprintf("📎 Skipped %s: I can read images, PDFs and text files, not %s.", name, describeType(mt, a.MIMEType))
