@@ -145,6 +145,7 @@ func (anthropicWire) streamEvent(st *streamState, ev sse.Event) (bool, error) {
 	case "message_delta":
 		if e.Delta.StopReason != "" {
 			st.resp.StopReason = e.Delta.StopReason
+			st.ended = true
 		}
 		if u := e.Usage; u != nil {
 			if u.OutputTokens > 0 {
@@ -155,19 +156,11 @@ func (anthropicWire) streamEvent(st *streamState, ev sse.Event) (bool, error) {
 			}
 		}
 	case "message_stop":
-		st.ended = true
 		return true, nil
 	case "error":
 		return false, st.streamError(parsedError{Message: "error event in the stream"})
 	}
 	return false, nil
-}
-
-func (anthropicWire) streamEnd(st *streamState) error {
-	if st.ended || st.resp.StopReason != "" {
-		return nil
-	}
-	return errBrokenStream(st)
 }
 
 func (anthropicWire) decodeBody(st *streamState, b []byte) error {

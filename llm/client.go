@@ -239,7 +239,11 @@ func (c *Client) ConcurrencyStats() (limit, inFlight, peak int) { return c.lim.s
 // Failures are *Error values (see errors.Is with ErrAuth, ErrRateLimited, ...).
 // Transient failures before any text reached onDelta are retried within the
 // retry deadline; after text has started, the error is returned with
-// Started() true, together with a Response holding the partial text.
+// Started() true, together with a Response holding the partial text (the
+// same as Error.Partial). A stream that ends without the format's stop
+// reason is a cut answer: ErrIncomplete. Stopping at the model's output
+// limit is not an error (Response.Truncated), nor is stopping at
+// Request.MaxAnswerChars (Response.Cut).
 func (c *Client) Stream(ctx context.Context, req Request, onDelta func(Delta) error) (*Response, error) {
 	return c.call(ctx, req, true, onDelta)
 }
@@ -286,7 +290,8 @@ func (c *Client) call(ctx context.Context, req Request, stream bool, onDelta fun
 		e.Model, e.Format, e.Attempts = req.Model, f, attempts
 		if st.started {
 			e.started = true
-			return st.partial(f), e
+			e.Partial = st.partial(f)
+			return e.Partial, e
 		}
 		if e.Kind == KindCancelled || (e.Kind == KindTimeout && ctx.Err() != nil) {
 			return nil, e
@@ -454,7 +459,7 @@ func (c *Client) readStream(ctx context.Context, w wire, body io.Reader, st *str
 	for {
 		ev, err := r.Next()
 		if err == io.EOF {
-			return w.streamEnd(st)
+			return st.end(false)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -471,9 +476,23 @@ func (c *Client) readStream(ctx context.Context, w wire, body io.Reader, st *str
 			return err
 		}
 		if done {
-			return nil
+			return st.end(true)
 		}
 	}
+}
+
+// end checks, when the stream is over, that the answer is complete: that
+// the format's stop reason arrived. marker reports that the stream ended on
+// the format's terminal marker ([DONE], message_stop) rather than with the
+// body; a marker without a stop reason is still a cut answer.
+func (s *streamState) end(marker bool) error {
+	if s.ended {
+		return nil
+	}
+	if marker {
+		return errIncomplete(s, "the stream ended without a stop reason")
+	}
+	return errIncomplete(s, "the stream ended before the answer was complete")
 }
 
 // readBody decodes a non-streaming (JSON) answer and passes its text on as
@@ -519,7 +538,7 @@ type streamState struct {
 	text    strings.Builder
 	reason  strings.Builder
 	started bool
-	ended   bool // a terminal marker ([DONE], completed, message_stop, finish reason) was seen
+	ended   bool // the format's stop reason (finish_reason, completed, stop_reason, finishReason) was seen
 	events  int
 	reqID   string
 
@@ -551,7 +570,8 @@ func (s *streamState) finish() *Response {
 	r := s.resp
 	r.Text = s.text.String()
 	r.Reasoning = s.reason.String()
-	r.StopReason = strings.ToLower(r.StopReason)
+	r.RawStopReason = r.StopReason
+	r.StopReason = normStop(r.StopReason)
 	return &r
 }
 
@@ -563,16 +583,6 @@ func (s *streamState) partial(f Format) *Response {
 	r := s.finish()
 	r.Format = f
 	return r
-}
-
-// Truncated reports whether the answer stopped because it hit the output
-// token limit.
-func (r *Response) Truncated() bool {
-	switch strings.ToLower(r.StopReason) {
-	case "length", "max_tokens", "max_output_tokens":
-		return true
-	}
-	return false
 }
 
 // paramSet is a set of optional request parameters.

@@ -32,6 +32,10 @@ const (
 	KindCancelled             // the caller's context was cancelled
 	KindModel                 // the gateway does not know or cannot serve the model
 	KindQuota                 // 402 or an exhausted quota/balance
+	// KindIncomplete: the stream ended (or the gateway said the response is
+	// incomplete) before the format's stop reason arrived — the answer was
+	// cut. Error.Partial holds what arrived. Retried before any text.
+	KindIncomplete
 )
 
 var kindNames = [...]string{
@@ -45,6 +49,7 @@ var kindNames = [...]string{
 	KindCancelled:   "cancelled",
 	KindModel:       "model",
 	KindQuota:       "quota",
+	KindIncomplete:  "incomplete",
 }
 
 // String returns the kind's short lower-case name, e.g. "rate-limited".
@@ -74,6 +79,13 @@ var (
 	ErrCancelled   error = &sentinel{KindCancelled}
 	ErrModel       error = &sentinel{KindModel}
 	ErrQuota       error = &sentinel{KindQuota}
+	// ErrIncomplete matches a cut answer: a stream that ended without the
+	// format's stop reason (chat finish_reason, Responses response.completed,
+	// Anthropic stop_reason, Gemini finishReason), or a Responses
+	// response.incomplete for a reason other than the output limit or the
+	// content filter. The partial text and usage are in Error.Partial (and in
+	// the Response returned with the error).
+	ErrIncomplete error = &sentinel{KindIncomplete}
 )
 
 // Error is the one error type of a failed gateway call. Use errors.Is with the
@@ -104,6 +116,13 @@ type Error struct {
 	Format Format
 	// Attempts is how many HTTP attempts the call made.
 	Attempts int
+	// Partial is what arrived before the failure — text, reasoning, the
+	// usage the gateway had reported, model — when answer or reasoning text
+	// had reached the caller (Started); nil otherwise. It is the Response
+	// returned together with the error. For KindIncomplete it is the cut
+	// answer: show its text with a notice, store the turn as failed, count
+	// its Usage.
+	Partial *Response
 
 	started       bool // text had reached the caller before the failure
 	formatProblem bool // the failure says the wire format/path is unsupported
@@ -169,10 +188,11 @@ func (e *Error) Is(target error) bool {
 func (e *Error) Started() bool { return e.started }
 
 // Retryable reports whether the failure is transient (rate limit, server
-// trouble, connection failure) — whether a later identical call may succeed.
+// trouble, connection failure, a cut stream) — whether a later identical
+// call may succeed.
 func (e *Error) Retryable() bool {
 	switch e.Kind {
-	case KindRateLimited:
+	case KindRateLimited, KindIncomplete:
 		return true
 	case KindServer:
 		return e.Status == 0 || retryableStatus(e.Status)
@@ -225,6 +245,8 @@ func UserMessage(err error) string {
 		return "That model isn't available on the gateway — please pick another one."
 	case KindQuota:
 		return "The gateway account is out of credit or quota — please ask an admin to top it up."
+	case KindIncomplete:
+		return "The answer was cut off before the model finished — please try again."
 	}
 	return "Something went wrong while talking to the model — please try again."
 }

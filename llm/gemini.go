@@ -201,13 +201,6 @@ func (geminiWire) streamEvent(st *streamState, ev sse.Event) (bool, error) {
 	return false, g.apply(st, true)
 }
 
-func (geminiWire) streamEnd(st *streamState) error {
-	if st.events == 0 {
-		return errBrokenStream(st)
-	}
-	return nil
-}
-
 func (geminiWire) decodeBody(st *streamState, b []byte) error {
 	if err := st.maybeBodyError(b); err != nil {
 		return err

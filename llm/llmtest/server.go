@@ -119,6 +119,13 @@ type Script struct {
 	// Truncate ends the stream after the text without the format's
 	// terminal marker ([DONE], response.completed, message_stop, finishReason).
 	Truncate bool
+	// NoStopReason ends the stream with the format's usage and terminal
+	// marker but without its stop reason: a chat finish chunk with
+	// "finish_reason":null then usage and [DONE]; a Responses
+	// response.incomplete without incomplete_details; an Anthropic
+	// message_delta with "stop_reason":null then message_stop; a last Gemini
+	// chunk with usageMetadata and no finishReason.
+	NoStopReason bool
 	// KeepAlive interleaves SSE comment lines (": keep-alive") between events.
 	KeepAlive bool
 	// CRLF uses CRLF line endings in the stream.
@@ -490,6 +497,7 @@ type answer struct {
 	reasoning []string
 	usage     llm.Usage
 	stop      string
+	noStop    bool
 	ttft      time.Duration
 	interval  time.Duration
 	text      string
@@ -507,7 +515,7 @@ func (s *Server) answer(sc Script, opts Options, p Prompt) answer {
 	if size <= 0 {
 		size = opts.ChunkSize
 	}
-	a := answer{ttft: opts.TTFT, stop: sc.StopReason}
+	a := answer{ttft: opts.TTFT, stop: sc.StopReason, noStop: sc.NoStopReason}
 	if sc.TTFT > 0 {
 		a.ttft = sc.TTFT
 	}

@@ -285,7 +285,11 @@ func (c *chatFrames) finish(o *sseOut, a *answer) {
 	}
 	b := append(c.tmp[:0], c.head...)
 	b = append(b, `"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":`...)
-	b = appendJSONString(b, stop)
+	if a.noStop {
+		b = append(b, "null"...)
+	} else {
+		b = appendJSONString(b, stop)
+	}
 	b = append(b, `}]}`...)
 	o.event("", b)
 	if c.usage {
@@ -348,7 +352,7 @@ func (r *responsesFrames) response(b []byte, status string, a *answer) []byte {
 	b = append(b, `{"type":"message","id":"msg_1","status":"completed","role":"assistant","content":[{"type":"output_text","annotations":[],"text":`...)
 	b = appendJSONString(b, a.text)
 	b = append(b, `}]}]`...)
-	if status == "incomplete" {
+	if status == "incomplete" && !a.noStop {
 		b = append(b, `,"incomplete_details":{"reason":`...)
 		b = appendJSONString(b, a.stop)
 		b = append(b, '}')
@@ -380,7 +384,7 @@ func (r *responsesFrames) finish(o *sseOut, a *answer) {
 		b = append(b, `,"item_id":"msg_1","output_index":0,"content_index":0,"text":`...)
 		return appendJSONString(b, a.text)
 	})
-	if a.stop != "" && a.stop != "stop" && a.stop != "completed" {
+	if a.noStop || (a.stop != "" && a.stop != "stop" && a.stop != "completed") {
 		r.ev(o, "response.incomplete", func(b []byte) []byte { return r.response(b, "incomplete", a) })
 		return
 	}
@@ -474,7 +478,11 @@ func (a *anthropicFrames) finish(o *sseOut, ans *answer) {
 		stop = "end_turn"
 	}
 	b := append(a.tmp[:0], `{"type":"message_delta","delta":{"stop_reason":`...)
-	b = appendJSONString(b, stop)
+	if ans.noStop {
+		b = append(b, "null"...)
+	} else {
+		b = appendJSONString(b, stop)
+	}
 	b = append(b, `,"stop_sequence":null},"usage":{"output_tokens":`...)
 	b = strconv.AppendInt(b, int64(ans.usage.OutputTokens), 10)
 	b = append(b, `}}`...)
@@ -532,6 +540,9 @@ func (g *geminiFrames) finish(o *sseOut, a *answer) {
 	stop := a.stop
 	if stop == "" {
 		stop = "STOP"
+	}
+	if a.noStop {
+		stop = ""
 	}
 	o.event("", g.chunk("", false, stop, &a.usage))
 }
