@@ -152,7 +152,7 @@ func (chatWire) streamEvent(st *streamState, ev sse.Event) (bool, error) {
 		}
 	}
 	if ch.Usage != nil {
-		st.resp.Usage = Usage{InputTokens: ch.Usage.PromptTokens, OutputTokens: ch.Usage.CompletionTokens}
+		st.setUsage(Usage{InputTokens: ch.Usage.PromptTokens, OutputTokens: ch.Usage.CompletionTokens})
 	}
 	return false, nil
 }

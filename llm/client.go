@@ -44,8 +44,11 @@ type Config struct {
 	// MaxConcurrency is the global limit on in-flight gateway calls, default 16.
 	// After a 429 the effective limit is lowered and then recovers slowly.
 	MaxConcurrency int
-	// StallTimeout cancels an attempt that receives nothing (no headers, no
-	// bytes) for this long, default 60s.
+	// StallTimeout cancels an attempt that receives no headers, or then no
+	// content, for this long, default 60s. In a stream, content is answer or
+	// reasoning text that is not only whitespace, a tool call fragment or new
+	// usage numbers: keep-alive comments, pings and empty chunks do not
+	// count, so a model that thinks silently for longer needs a larger value.
 	StallTimeout time.Duration
 	// RetryDeadline is the total time budget for retries of one call, counted
 	// from the call's start, default 60s. A retry whose wait would end after
@@ -415,6 +418,7 @@ func (c *Client) attempt(ctx context.Context, f Format, req *Request, stream boo
 	}
 	defer resp.Body.Close()
 	wd.Reset(c.stall)
+	st.wd, st.stall = wd, c.stall
 	rd := &activityReader{r: resp.Body, t: wd, d: c.stall}
 
 	ct := strings.ToLower(resp.Header.Get("Content-Type"))
@@ -428,7 +432,10 @@ func (c *Client) attempt(ctx context.Context, f Format, req *Request, stream boo
 	st.resp.Format = f
 	st.reqID = requestIDFrom(resp.Header, "")
 	if strings.Contains(ct, "text/event-stream") || (ct == "" && stream) {
-		err = c.readStream(actx, w, rd, st)
+		// In a stream only content resets the watchdog (streamState.progress):
+		// keep-alive comments, pings and empty chunks do not, so a stream
+		// that sends nothing else is cut after StallTimeout.
+		err = c.readStream(actx, w, resp.Body, st)
 	} else {
 		var b []byte
 		b, err = io.ReadAll(io.LimitReader(rd, 32<<20))
@@ -516,6 +523,8 @@ func (c *Client) readBody(ctx context.Context, w wire, resp *http.Response, b []
 }
 
 // activityReader resets the stall watchdog on every read that returns bytes.
+// It serves whole (JSON) answers and error bodies, where every byte is
+// content; streams count content instead (streamState.progress).
 type activityReader struct {
 	r io.Reader
 	t *time.Timer
@@ -541,6 +550,8 @@ type streamState struct {
 	ended   bool // the format's stop reason (finish_reason, completed, stop_reason, finishReason) was seen
 	events  int
 	reqID   string
+	wd      *time.Timer   // the attempt's stall watchdog; nil while decoding a whole body
+	stall   time.Duration // the watchdog's period
 
 	bodyText, bodyReasoning string
 
@@ -552,10 +563,31 @@ type streamState struct {
 	gem   geminiResponse
 }
 
+// progress restarts the stall watchdog: the stream produced content (answer
+// or reasoning text that is not only whitespace, a tool call fragment, new
+// usage numbers). Keep-alive comments, pings and empty chunks never call it.
+func (s *streamState) progress() {
+	if s.wd != nil {
+		s.wd.Reset(s.stall)
+	}
+}
+
+// setUsage records the usage the gateway reported; changed numbers are
+// progress.
+func (s *streamState) setUsage(u Usage) {
+	if u != s.resp.Usage {
+		s.resp.Usage = u
+		s.progress()
+	}
+}
+
 // emit passes text to the caller and records it.
 func (s *streamState) emit(text, reasoning string) error {
 	if text == "" && reasoning == "" {
 		return nil
+	}
+	if strings.TrimSpace(text) != "" || strings.TrimSpace(reasoning) != "" {
+		s.progress()
 	}
 	s.text.WriteString(text)
 	s.reason.WriteString(reasoning)

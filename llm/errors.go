@@ -532,7 +532,7 @@ func (c *Client) classifyStreamError(pe parsedError) *Error {
 func (c *Client) classifyTransport(ctx context.Context, err error, stalled bool) *Error {
 	switch {
 	case stalled:
-		return &Error{Kind: KindTimeout, Message: fmt.Sprintf("no data from the gateway for %s", c.stall), err: errStalled}
+		return &Error{Kind: KindTimeout, Message: fmt.Sprintf("no answer from the gateway for %s (keep-alives do not count)", c.stall), err: errStalled}
 	case ctx.Err() != nil:
 		cause := context.Cause(ctx)
 		if errors.Is(cause, context.DeadlineExceeded) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/cometbot/cometbot/llm"
 	"github.com/cometbot/cometbot/llm/llmtest"
@@ -122,6 +123,47 @@ func TestStopReasonsNormalised(t *testing.T) {
 		}
 		if tt.stop != "" && resp.RawStopReason != tt.stop {
 			t.Errorf("%s: RawStopReason = %q, want %q", tt.fc.name, resp.RawStopReason, tt.stop)
+		}
+	}
+}
+
+// The stall watchdog counts only content: a stream that sends nothing but
+// keep-alive comments, pings or empty (or whitespace-only) chunks is cut
+// after StallTimeout.
+func TestWatchdogCountsOnlyContent(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		script llmtest.Script
+	}{
+		{"comments", llmtest.Script{Stall: true, StallKeepAlive: 20 * time.Millisecond}},
+		{"pings", llmtest.Script{Stall: true, StallKeepAlive: 20 * time.Millisecond, StallPings: true}},
+		{"text then comments", llmtest.Script{Text: "hello there", ErrorAfter: 1, Stall: true, StallKeepAlive: 20 * time.Millisecond}},
+		{"whitespace chunks", llmtest.Script{Chunks: []string{" ", "\n", "\t"}, Repeat: -1, TokensPerSecond: 50}},
+	}
+	for _, fc := range formats {
+		for _, tt := range tests {
+			t.Run(fc.name+"/"+tt.name, func(t *testing.T) {
+				t.Parallel()
+				s := llmtest.New(t)
+				c := newClient(t, s, func(cfg *llm.Config) { cfg.StallTimeout = 200 * time.Millisecond })
+				s.Enqueue(tt.script)
+				// A backstop that is not a deadline: if the watchdog never
+				// fired the call would end as cancelled, not as a timeout.
+				ctx, cancel := context.WithCancel(context.Background())
+				defer time.AfterFunc(30*time.Second, cancel).Stop()
+				start := time.Now()
+				resp, err := c.Stream(ctx, llm.Request{Model: fc.model, Messages: q}, nil)
+				if !errors.Is(err, llm.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("err = %v after %v, want the stall timeout", err, time.Since(start))
+				}
+				if s.Calls() != 1 {
+					t.Errorf("calls = %d", s.Calls())
+				}
+				if tt.name == "text then comments" && (resp == nil || resp.Text != "hello") {
+					t.Errorf("partial = %+v", resp)
+				}
+			})
 		}
 	}
 }

@@ -172,7 +172,7 @@ func responsesFinish(st *streamState, r *responsesBody) {
 		st.resp.Model = r.Model
 	}
 	if r.Usage != nil {
-		st.resp.Usage = Usage{InputTokens: r.Usage.InputTokens, OutputTokens: r.Usage.OutputTokens}
+		st.setUsage(Usage{InputTokens: r.Usage.InputTokens, OutputTokens: r.Usage.OutputTokens})
 	}
 	switch {
 	case r.IncompleteDetails != nil && r.IncompleteDetails.Reason != "":

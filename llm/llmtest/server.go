@@ -116,6 +116,20 @@ type Script struct {
 	// Stall stops sending after ErrorAfter text chunks and holds the
 	// connection open until the client goes away or the server closes.
 	Stall bool
+	// StallKeepAlive, with Stall, sends a keep-alive every StallKeepAlive
+	// while stalled instead of silence: an SSE comment (": ping"), or with
+	// StallPings the format's own event without content (a chat chunk with
+	// empty content, a Responses response.in_progress, an Anthropic ping, a
+	// Gemini chunk with an empty text part).
+	StallKeepAlive time.Duration
+	// StallPings makes StallKeepAlive send the format's no-content event
+	// rather than an SSE comment.
+	StallPings bool
+	// Repeat streams the chunks (of Text or Chunks) Repeat times, generated
+	// as they are sent, never held whole: a stream of any size costs the
+	// server one chunk of memory. -1 repeats them until the client goes away.
+	// 0 and 1 stream them once. The final events carry one copy of the text.
+	Repeat int
 	// Truncate ends the stream after the text without the format's
 	// terminal marker ([DONE], response.completed, message_stop, finishReason).
 	Truncate bool

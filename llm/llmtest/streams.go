@@ -58,6 +58,30 @@ type frames interface {
 	text(o *sseOut, s string)
 	finish(o *sseOut, a *answer)
 	fail(o *sseOut, msg string)
+	// ping sends the format's event without content.
+	ping(o *sseOut)
+}
+
+// hold keeps a stalled stream open until the client goes away or the server
+// closes, sending the script's keep-alives.
+func (s *Server) hold(ctx context.Context, o *sseOut, fr frames, sc Script) {
+	o.flush()
+	if sc.StallKeepAlive <= 0 {
+		s.sleepUntil(ctx, time.Now().Add(24*time.Hour))
+		return
+	}
+	for s.sleepUntil(ctx, time.Now().Add(sc.StallKeepAlive)) {
+		if sc.StallPings {
+			fr.ping(o)
+		} else {
+			o.buf = append(o.buf, ": ping"...)
+			o.buf = append(o.buf, o.nl...)
+			o.buf = append(o.buf, o.nl...)
+		}
+		if !o.flush() {
+			return
+		}
+	}
 }
 
 func (s *Server) sleepUntil(ctx context.Context, t time.Time) bool {
@@ -125,7 +149,14 @@ func (s *Server) writeStream(w http.ResponseWriter, r *http.Request, f llm.Forma
 			return
 		}
 	}
-	for i, c := range a.chunks {
+	n := len(a.chunks) // chunks to send; -1: endless
+	if sc.Repeat > 1 {
+		n *= sc.Repeat
+	} else if sc.Repeat < 0 && n > 0 {
+		n = -1
+	}
+	for i := 0; n < 0 || i < n; i++ {
+		c := a.chunks[i%len(a.chunks)]
 		if i == sc.ErrorAfter && sc.MidStreamError != "" {
 			fr.fail(o, sc.MidStreamError)
 			end()
@@ -133,8 +164,7 @@ func (s *Server) writeStream(w http.ResponseWriter, r *http.Request, f llm.Forma
 			return
 		}
 		if i == sc.ErrorAfter && sc.Stall {
-			o.flush()
-			s.sleepUntil(ctx, time.Now().Add(24*time.Hour))
+			s.hold(ctx, o, fr, sc)
 			return
 		}
 		if i > 0 && a.interval > 0 {
@@ -148,7 +178,7 @@ func (s *Server) writeStream(w http.ResponseWriter, r *http.Request, f llm.Forma
 			return
 		}
 	}
-	if len(a.chunks) <= sc.ErrorAfter {
+	if n >= 0 && n <= sc.ErrorAfter {
 		if sc.MidStreamError != "" {
 			fr.fail(o, sc.MidStreamError)
 			end()
@@ -156,8 +186,7 @@ func (s *Server) writeStream(w http.ResponseWriter, r *http.Request, f llm.Forma
 			return
 		}
 		if sc.Stall {
-			o.flush()
-			s.sleepUntil(ctx, time.Now().Add(24*time.Hour))
+			s.hold(ctx, o, fr, sc)
 			return
 		}
 	}
@@ -303,6 +332,8 @@ func (c *chatFrames) finish(o *sseOut, a *answer) {
 	o.event("", []byte("[DONE]"))
 }
 
+func (c *chatFrames) ping(o *sseOut) { c.delta(o, "content", "") }
+
 func (c *chatFrames) fail(o *sseOut, msg string) {
 	b := append(c.tmp[:0], `{"error":{"message":`...)
 	b = appendJSONString(b, msg)
@@ -389,6 +420,10 @@ func (r *responsesFrames) finish(o *sseOut, a *answer) {
 		return
 	}
 	r.ev(o, "response.completed", func(b []byte) []byte { return r.response(b, "completed", a) })
+}
+
+func (r *responsesFrames) ping(o *sseOut) {
+	r.ev(o, "response.in_progress", func(b []byte) []byte { return r.response(b, "in_progress", nil) })
 }
 
 func (r *responsesFrames) fail(o *sseOut, msg string) {
@@ -490,6 +525,8 @@ func (a *anthropicFrames) finish(o *sseOut, ans *answer) {
 	a.raw(o, "message_stop", append(a.tmp[:0], `{"type":"message_stop"}`...))
 }
 
+func (a *anthropicFrames) ping(o *sseOut) { a.raw(o, "ping", append(a.tmp[:0], `{"type": "ping"}`...)) }
+
 func (a *anthropicFrames) fail(o *sseOut, msg string) {
 	b := append(a.tmp[:0], `{"type":"error","error":{"type":"overloaded_error","message":`...)
 	b = appendJSONString(b, msg)
@@ -546,6 +583,8 @@ func (g *geminiFrames) finish(o *sseOut, a *answer) {
 	}
 	o.event("", g.chunk("", false, stop, &a.usage))
 }
+
+func (g *geminiFrames) ping(o *sseOut) { o.event("", g.chunk("", false, "", nil)) }
 
 func (g *geminiFrames) fail(o *sseOut, msg string) {
 	b := append(g.tmp[:0], `{"error":{"code":500,"message":`...)
