@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cometbot/cometbot/llm/sse"
 )
@@ -277,7 +278,7 @@ func (c *Client) call(ctx context.Context, req Request, stream bool, onDelta fun
 	attempts := 0
 	for retry := 0; ; {
 		attempts++
-		st := &streamState{c: c, onDelta: onDelta}
+		st := &streamState{c: c, onDelta: onDelta, maxChars: req.MaxAnswerChars}
 		resp, err := c.attempt(ctx, f, &req, stream, drop, st)
 		if err == nil {
 			c.lim.succeeded()
@@ -443,6 +444,12 @@ func (c *Client) attempt(ctx context.Context, f Format, req *Request, stream boo
 			err = c.readBody(actx, w, resp, b, st)
 		}
 	}
+	if err == errMaxAnswer {
+		// Stop reading: returning closes the body and cancels the request.
+		r := st.finish()
+		r.StopReason = StopMaxAnswerChars
+		return r, nil
+	}
 	if err != nil {
 		var e *Error
 		if _, ok := err.(*abortError); ok {
@@ -459,10 +466,15 @@ func (c *Client) attempt(ctx context.Context, f Format, req *Request, stream boo
 	return st.finish(), nil
 }
 
+// maxStreamEvent bounds one SSE line and one event's data: a larger event is
+// refused with an error rather than buffered.
+const maxStreamEvent = sse.DefaultMaxEventSize
+
 // readStream feeds SSE events to the format's decoder until it reports the
 // end of the answer or the body ends.
 func (c *Client) readStream(ctx context.Context, w wire, body io.Reader, st *streamState) error {
 	r := sse.NewReader(body)
+	r.SetMaxEventSize(maxStreamEvent)
 	for {
 		ev, err := r.Next()
 		if err == io.EOF {
@@ -473,7 +485,7 @@ func (c *Client) readStream(ctx context.Context, w wire, body io.Reader, st *str
 				return err // classified by the caller (stall, cancel)
 			}
 			if errors.Is(err, sse.ErrTooLarge) {
-				return &Error{Kind: KindServer, Message: "stream event too large"}
+				return &Error{Kind: KindServer, Message: fmt.Sprintf("a stream event larger than %d MiB: refused", maxStreamEvent>>20), permanent: true, err: err}
 			}
 			return err
 		}
@@ -547,11 +559,15 @@ type streamState struct {
 	text    strings.Builder
 	reason  strings.Builder
 	started bool
-	ended   bool // the format's stop reason (finish_reason, completed, stop_reason, finishReason) was seen
-	events  int
-	reqID   string
-	wd      *time.Timer   // the attempt's stall watchdog; nil while decoding a whole body
-	stall   time.Duration // the watchdog's period
+	// maxChars is Request.MaxAnswerChars; nText and nReason count the runes
+	// of text and reasoning kept so far.
+	maxChars       int
+	nText, nReason int
+	ended          bool // the format's stop reason (finish_reason, completed, stop_reason, finishReason) was seen
+	events         int
+	reqID          string
+	wd             *time.Timer   // the attempt's stall watchdog; nil while decoding a whole body
+	stall          time.Duration // the watchdog's period
 
 	bodyText, bodyReasoning string
 
@@ -581,7 +597,12 @@ func (s *streamState) setUsage(u Usage) {
 	}
 }
 
-// emit passes text to the caller and records it.
+// errMaxAnswer stops a stream whose answer reached Request.MaxAnswerChars.
+var errMaxAnswer = errors.New("llm: answer reached MaxAnswerChars")
+
+// emit passes text to the caller and records it. With a MaxAnswerChars
+// limit, text past it is cut and emit returns errMaxAnswer; reasoning past
+// it is passed on but not kept.
 func (s *streamState) emit(text, reasoning string) error {
 	if text == "" && reasoning == "" {
 		return nil
@@ -589,13 +610,47 @@ func (s *streamState) emit(text, reasoning string) error {
 	if strings.TrimSpace(text) != "" || strings.TrimSpace(reasoning) != "" {
 		s.progress()
 	}
+	cut := false
+	keptReasoning := reasoning
+	if s.maxChars > 0 {
+		if text != "" {
+			n := utf8.RuneCountInString(text)
+			if s.nText+n > s.maxChars {
+				text, n, cut = prefixRunes(text, s.maxChars-s.nText), s.maxChars-s.nText, true
+			}
+			s.nText += n
+		}
+		if reasoning != "" {
+			n := utf8.RuneCountInString(reasoning)
+			if s.nReason+n > s.maxChars {
+				keptReasoning, n = prefixRunes(reasoning, s.maxChars-s.nReason), s.maxChars-s.nReason
+			}
+			s.nReason += n
+		}
+	}
 	s.text.WriteString(text)
-	s.reason.WriteString(reasoning)
-	s.started = true
-	if err := s.onDelta(Delta{Text: text, Reasoning: reasoning}); err != nil {
-		return &abortError{err}
+	s.reason.WriteString(keptReasoning)
+	if text != "" || reasoning != "" {
+		s.started = true
+		if err := s.onDelta(Delta{Text: text, Reasoning: reasoning}); err != nil {
+			return &abortError{err}
+		}
+	}
+	if cut {
+		return errMaxAnswer
 	}
 	return nil
+}
+
+// prefixRunes returns the first n runes of s.
+func prefixRunes(s string, n int) string {
+	for i := range s {
+		if n == 0 {
+			return s[:i]
+		}
+		n--
+	}
+	return s
 }
 
 func (s *streamState) finish() *Response {

@@ -125,6 +125,7 @@ type Error struct {
 	Partial *Response
 
 	started       bool // text had reached the caller before the failure
+	permanent     bool // retrying cannot help (an oversized stream event)
 	formatProblem bool // the failure says the wire format/path is unsupported
 	err           error
 }
@@ -191,6 +192,9 @@ func (e *Error) Started() bool { return e.started }
 // trouble, connection failure, a cut stream) — whether a later identical
 // call may succeed.
 func (e *Error) Retryable() bool {
+	if e.permanent {
+		return false
+	}
 	switch e.Kind {
 	case KindRateLimited, KindIncomplete:
 		return true

@@ -1,10 +1,19 @@
 package llm_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cometbot/cometbot/llm"
 	"github.com/cometbot/cometbot/llm/llmtest"
@@ -165,5 +174,192 @@ func TestWatchdogCountsOnlyContent(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// MaxAnswerChars cuts the answer at the limit (counted in runes) and stops
+// reading; an answer exactly at the limit is whole.
+func TestMaxAnswerChars(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		script llmtest.Script
+		max    int
+		want   string
+		cut    bool
+	}{
+		{"endless stream", llmtest.Script{Chunks: []string{"abcdefghij"}, Repeat: -1}, 25, "abcdefghijabcdefghijabcde", true},
+		{"cut between runes", llmtest.Script{Chunks: []string{"hé🦊", "wörld"}, Repeat: -1}, 6, "hé🦊wör", true},
+		{"exactly at the limit", llmtest.Script{Chunks: []string{"abc", "de"}}, 5, "abcde", false},
+		{"below the limit", llmtest.Script{Text: "short"}, 100, "short", false},
+		{"reasoning is not the answer", llmtest.Script{Reasoning: strings.Repeat("think ", 20), Text: "ok"}, 5, "ok", false},
+	}
+	for _, fc := range formats {
+		for _, tt := range tests {
+			t.Run(fc.name+"/"+tt.name, func(t *testing.T) {
+				t.Parallel()
+				s := llmtest.New(t)
+				c := newClient(t, s)
+				s.Enqueue(tt.script)
+				var streamed strings.Builder
+				resp, err := c.Stream(context.Background(), llm.Request{Model: fc.model, Messages: q, MaxAnswerChars: tt.max},
+					func(d llm.Delta) error { streamed.WriteString(d.Text); return nil })
+				if err != nil {
+					t.Fatalf("err = %v", err)
+				}
+				if resp.Text != tt.want || streamed.String() != tt.want {
+					t.Errorf("text = %q, streamed %q, want %q", resp.Text, streamed.String(), tt.want)
+				}
+				if resp.Cut() != tt.cut || (tt.cut && resp.StopReason != llm.StopMaxAnswerChars) || resp.Truncated() {
+					t.Errorf("Cut %v StopReason %q, want cut %v", resp.Cut(), resp.StopReason, tt.cut)
+				}
+				if n := utf8.RuneCountInString(resp.Reasoning); n > tt.max {
+					t.Errorf("kept %d runes of reasoning, limit %d", n, tt.max)
+				}
+			})
+		}
+	}
+	// A whole (non-streamed) answer is cut the same way.
+	s := llmtest.New(t)
+	c := newClient(t, s)
+	s.Enqueue(llmtest.Script{Text: strings.Repeat("word ", 100)})
+	resp, err := c.Complete(context.Background(), llm.Request{Model: "gpt-4o", Messages: q, MaxAnswerChars: 12})
+	if err != nil || resp.Text != "word word wo" || !resp.Cut() {
+		t.Fatalf("Complete: resp %+v err %v", resp, err)
+	}
+}
+
+// countingClient is an HTTP client that counts the response body bytes the
+// llm client reads.
+func countingClient() (*http.Client, *atomic.Int64) {
+	n := new(atomic.Int64)
+	return &http.Client{Transport: countingTransport{http.DefaultTransport.(*http.Transport).Clone(), n}}, n
+}
+
+type countingTransport struct {
+	rt http.RoundTripper
+	n  *atomic.Int64
+}
+
+func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.rt.RoundTrip(r)
+	if resp != nil {
+		resp.Body = &countingBody{resp.Body, c.n}
+	}
+	return resp, err
+}
+
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
+
+// memWatch samples the heap while a test runs; stop returns the peak
+// HeapAlloc seen and the bytes allocated since the start.
+func memWatch() (stop func() (peakHeap, allocated uint64)) {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	start := m.TotalAlloc
+	peak := m.HeapAlloc
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tk := time.NewTicker(5 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tk.C:
+				var m runtime.MemStats
+				runtime.ReadMemStats(&m)
+				peak = max(peak, m.HeapAlloc)
+			}
+		}
+	})
+	return func() (uint64, uint64) {
+		close(done)
+		wg.Wait()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return max(peak, m.HeapAlloc), m.TotalAlloc - start
+	}
+}
+
+// A 400 MB stream (generated lazily by the fake) with MaxAnswerChars 40,000
+// stops being read at the limit: little is read, little is allocated. Not
+// parallel, so that the memory figures are this test's own.
+func TestHugeStreamStopsAtMaxAnswerChars(t *testing.T) {
+	const limit = 40_000
+	chunk := strings.Repeat("lorem ipsum ", 100) // 1,200 bytes
+	repeat := 400 << 20 / len(chunk)
+	for _, fc := range formats {
+		s := llmtest.New(t)
+		hc, read := countingClient()
+		c := newClient(t, s, func(cfg *llm.Config) { cfg.HTTPClient = hc })
+		s.Enqueue(llmtest.Script{Chunks: []string{chunk}, Repeat: repeat})
+		stop := memWatch()
+		start := time.Now()
+		resp, err := c.Stream(context.Background(), llm.Request{Model: fc.model, Messages: q, MaxAnswerChars: limit}, nil)
+		el := time.Since(start)
+		peak, allocated := stop()
+		if err != nil || !resp.Cut() || len(resp.Text) != limit {
+			t.Fatalf("%s: err %v, cut %v, %d chars", fc.name, err, resp != nil && resp.Cut(), len(resp.Text))
+		}
+		t.Logf("%s: read %d KiB in %v; heap peak %d MiB, allocated %d MiB", fc.name, read.Load()>>10, el, peak>>20, allocated>>20)
+		if read.Load() > 8<<20 {
+			t.Errorf("%s: read %d MiB of a stream that should stop at %d chars", fc.name, read.Load()>>20, limit)
+		}
+		if peak > 50<<20 || allocated > 50<<20 {
+			t.Errorf("%s: heap peak %d MiB, allocated %d MiB", fc.name, peak>>20, allocated>>20)
+		}
+		if el > 30*time.Second {
+			t.Errorf("%s: took %v", fc.name, el)
+		}
+	}
+}
+
+// A single 100 MB SSE line is refused with an error, not buffered, and the
+// refusal is not retried.
+func TestHugeEventRefused(t *testing.T) {
+	var calls atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"")
+		block := bytes.Repeat([]byte("a"), 64<<10)
+		for range 100 << 20 / len(block) {
+			if _, err := w.Write(block); err != nil {
+				return
+			}
+		}
+		io.WriteString(w, "\"}}]}\n\n")
+	}))
+	defer ts.Close()
+	hc, read := countingClient()
+	c, err := llm.NewClient(llm.Config{BaseURL: ts.URL + "/v1", APIKey: testKey, HTTPClient: hc, RetryBase: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := memWatch()
+	_, err = c.Stream(context.Background(), llm.Request{Model: "gpt-4o", Messages: q}, nil)
+	peak, allocated := stop()
+	var e *llm.Error
+	if !errors.As(err, &e) || e.Kind != llm.KindServer || e.Retryable() {
+		t.Fatalf("err = %v", err)
+	}
+	t.Logf("read %d MiB; heap peak %d MiB, allocated %d MiB", read.Load()>>20, peak>>20, allocated>>20)
+	if read.Load() > 16<<20 || peak > 50<<20 || allocated > 50<<20 {
+		t.Errorf("read %d MiB, heap peak %d MiB, allocated %d MiB", read.Load()>>20, peak>>20, allocated>>20)
+	}
+	if calls.Load() != 1 {
+		t.Errorf("retried: %d calls", calls.Load())
 	}
 }
