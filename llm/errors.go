@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -220,6 +221,11 @@ func retryableStatus(s int) bool {
 func UserMessage(err error) string {
 	if err == nil {
 		return ""
+	}
+	var ce *CatalogError
+	if errors.As(err, &ce) {
+		s := ce.sentence()
+		return strings.ToUpper(s[:1]) + s[1:] + "."
 	}
 	var e *Error
 	kind := KindUnknown
@@ -564,9 +570,39 @@ func (c *Client) classifyTransport(ctx context.Context, err error, stalled bool)
 	return &Error{Kind: KindServer, Message: msg + ": " + c.scrub.clean(redactURLError(err)), err: err}
 }
 
-// redactURLError renders err; *url.Error carries the URL, which holds no
-// secret (keys travel in headers), so it is kept.
-func redactURLError(err error) string { return err.Error() }
+// redactURLError renders err with the URL a *url.Error carries reduced by
+// safeURL: keys travel in headers, but a base URL may carry one anyway.
+func redactURLError(err error) string {
+	msg := err.Error()
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.URL != "" {
+		msg = strings.ReplaceAll(msg, ue.URL, safeURL(ue.URL))
+	}
+	return msg
+}
+
+// transportCause renders a failed round trip without the request URL: the
+// cause inside a *url.Error.
+func transportCause(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return err.Error()
+}
+
+// safeURL returns raw without user info, query and fragment, where secrets
+// hide (https://KEY@host, ?key=KEY).
+func safeURL(raw string) string {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return "(an invalid URL)"
+	}
+	u.User = nil
+	u.RawQuery, u.ForceQuery = "", false
+	u.Fragment, u.RawFragment = "", ""
+	return u.String()
+}
 
 // errStalled is the cancellation cause set by the stall watchdog.
 var errStalled = errors.New("llm: stream stalled")
