@@ -2,6 +2,7 @@ package llm
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -37,7 +38,10 @@ const (
 type Config struct {
 	// BaseURL is the OpenAI-compatible base, default https://api.cometapi.com/v1.
 	// The Anthropic (/v1/messages) and Gemini (/v1beta/...) paths hang off the
-	// host: BaseURL with a trailing /v1 removed.
+	// host: BaseURL with a trailing /v1 removed. A query is refused; user
+	// info (https://KEY@host/v1) is removed from every request and redacted
+	// from every error and log, and is used as the API key when APIKey is
+	// empty.
 	BaseURL string
 	// APIKey is the gateway key. It is sent in headers only and never appears
 	// in errors or logs.
@@ -84,8 +88,12 @@ func (c Config) String() string {
 	if c.APIKey != "" {
 		key = "[redacted]"
 	}
+	base := c.BaseURL
+	if base != "" {
+		base = safeURL(base)
+	}
 	return fmt.Sprintf("llm.Config{BaseURL:%q APIKey:%s MaxConcurrency:%d StallTimeout:%s RetryDeadline:%s Routes:%v}",
-		c.BaseURL, key, c.MaxConcurrency, c.StallTimeout, c.RetryDeadline, c.Routes)
+		base, key, c.MaxConcurrency, c.StallTimeout, c.RetryDeadline, c.Routes)
 }
 
 // GoString is String, for %#v.
@@ -134,10 +142,24 @@ func NewClient(cfg Config) (*Client, error) {
 	base = strings.TrimRight(base, "/")
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("llm: base URL %q: want something like %s", base, DefaultBaseURL)
+		return nil, fmt.Errorf("llm: base URL %q: want something like %s", safeURL(base), DefaultBaseURL)
 	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("llm: base URL %q must not carry a query or fragment", base)
+	if u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
+		return nil, fmt.Errorf("llm: base URL %q must not carry a query or fragment (give the API key separately, not in the URL)", safeURL(base))
+	}
+	key := cfg.APIKey
+	var secrets []string
+	if u.User != nil {
+		// A key in the user info: never sent in the URL, never printed.
+		name := u.User.Username()
+		pass, _ := u.User.Password()
+		// Both decoded and as written (percent-encoded) in the URL.
+		secrets = append(secrets, name, pass, url.User(name).String(), strings.TrimPrefix(url.UserPassword("", pass).String(), ":"))
+		if key == "" {
+			key = cmp.Or(pass, name)
+		}
+		u.User = nil
+		base = u.String()
 	}
 	for i, r := range cfg.Routes {
 		if _, err := path.Match(strings.ToLower(r.Pattern), ""); err != nil || r.Pattern == "" {
@@ -150,7 +172,7 @@ func NewClient(cfg Config) (*Client, error) {
 	c := &Client{
 		base:          base,
 		host:          hostOf(base),
-		key:           cfg.APIKey,
+		key:           key,
 		log:           cfg.Logger,
 		catalog:       cfg.Catalog,
 		routes:        append([]Route(nil), cfg.Routes...),
@@ -159,7 +181,7 @@ func NewClient(cfg Config) (*Client, error) {
 		retryBase:     orDefault(cfg.RetryBase, DefaultRetryBase),
 		retryMax:      orDefault(cfg.RetryMaxDelay, DefaultRetryMaxDelay),
 		ua:            cfg.UserAgent,
-		scrub:         scrubber{key: cfg.APIKey},
+		scrub:         newScrubber(append(secrets, key)...),
 		fallback:      map[string]Format{},
 		rejected:      map[string]paramSet{},
 	}
@@ -214,13 +236,18 @@ func hostOf(base string) string {
 }
 
 // CatalogURLFor returns the model catalog URL for an OpenAI-compatible base
-// URL: the base with a trailing /v1 removed, plus /api/models. An empty base
-// means DefaultBaseURL.
+// URL: the base without user info or query (the catalog needs no key) and
+// with a trailing /v1 removed, plus /api/models. An empty base means
+// DefaultBaseURL.
 func CatalogURLFor(baseURL string) string {
-	if strings.TrimSpace(baseURL) == "" {
+	baseURL = strings.TrimSpace(baseURL)
+	if baseURL == "" {
 		baseURL = DefaultBaseURL
 	}
-	return hostOf(strings.TrimSpace(baseURL)) + "/api/models"
+	if u, err := url.Parse(baseURL); err == nil && u.Host != "" {
+		baseURL = safeURL(baseURL)
+	}
+	return hostOf(baseURL) + "/api/models"
 }
 
 func (f Format) valid() bool {

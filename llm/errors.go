@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -402,14 +403,29 @@ func paramFrom(pe parsedError) string {
 	return ""
 }
 
-// scrubber removes the API key (and anything that looks like one) from text.
-type scrubber struct{ key string }
+// scrubber removes the API key, the other secrets it was given (user info
+// from the base URL) and anything that looks like a key from text.
+type scrubber struct{ secrets []string }
+
+// newScrubber returns a scrubber for these secrets; empty ones and ones
+// shorter than 4 bytes (too common to replace) are ignored.
+func newScrubber(secrets ...string) scrubber {
+	var s scrubber
+	for _, x := range secrets {
+		if len(x) >= 4 && !slices.Contains(s.secrets, x) {
+			s.secrets = append(s.secrets, x)
+		}
+	}
+	return s
+}
 
 var keyLikeRe = regexp.MustCompile(`\b(sk-|Bearer\s+)[A-Za-z0-9_\-.]{8,}`)
 
 func (s scrubber) clean(msg string) string {
-	if s.key != "" && len(s.key) >= 4 && strings.Contains(msg, s.key) {
-		msg = strings.ReplaceAll(msg, s.key, "[redacted]")
+	for _, x := range s.secrets {
+		if strings.Contains(msg, x) {
+			msg = strings.ReplaceAll(msg, x, "[redacted]")
+		}
 	}
 	if strings.Contains(msg, "sk-") || strings.Contains(msg, "Bearer") {
 		msg = keyLikeRe.ReplaceAllString(msg, "${1}[redacted]")
@@ -452,7 +468,7 @@ func (c *Client) classifyHTTP(resp *http.Response, body []byte) *Error {
 		e.Kind = KindBaseURL
 		e.formatProblem = true
 		if e.Message == "" {
-			e.Message = "redirected to " + c.scrub.clean(resp.Header.Get("Location"))
+			e.Message = "redirected to " + c.scrub.clean(safeURL(resp.Header.Get("Location")))
 		}
 	case html:
 		e.Kind = KindBaseURL

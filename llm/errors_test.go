@@ -498,12 +498,15 @@ func TestNewClientValidation(t *testing.T) {
 func TestCatalogURLFor(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
-		"":                              "https://api.cometapi.com/api/models",
-		"https://api.cometapi.com/v1":   "https://api.cometapi.com/api/models",
-		"https://api.cometapi.com/v1/":  "https://api.cometapi.com/api/models",
-		"http://127.0.0.1:8080/v1":      "http://127.0.0.1:8080/api/models",
-		"https://proxy.example/comet":   "https://proxy.example/comet/api/models",
-		"https://proxy.example/x/v1///": "https://proxy.example/x/api/models",
+		"":                                         "https://api.cometapi.com/api/models",
+		"https://api.cometapi.com/v1":              "https://api.cometapi.com/api/models",
+		"https://api.cometapi.com/v1/":             "https://api.cometapi.com/api/models",
+		"http://127.0.0.1:8080/v1":                 "http://127.0.0.1:8080/api/models",
+		"https://proxy.example/comet":              "https://proxy.example/comet/api/models",
+		"https://proxy.example/x/v1///":            "https://proxy.example/x/api/models",
+		"https://sk-key@api.cometapi.com/v1":       "https://api.cometapi.com/api/models",
+		"https://api.cometapi.com/v1?key=sk-key":   "https://api.cometapi.com/api/models",
+		"https://u:sk-pw@api.cometapi.com/v1#frag": "https://api.cometapi.com/api/models",
 	} {
 		if got := llm.CatalogURLFor(in); got != want {
 			t.Errorf("CatalogURLFor(%q) = %q, want %q", in, got, want)

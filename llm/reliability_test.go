@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -362,4 +364,96 @@ func TestHugeEventRefused(t *testing.T) {
 	if calls.Load() != 1 {
 		t.Errorf("retried: %d calls", calls.Load())
 	}
+}
+
+// A key embedded in the base URL — user info or query — never shows in an
+// error, a log line or a printed Config, and is never sent in the URL.
+func TestBaseURLSecretsRedacted(t *testing.T) {
+	t.Parallel()
+	const secret = "sk-userinfo-secret-0003"
+	leaks := func(s string) bool { return strings.Contains(s, "secret-000") }
+
+	for _, base := range []string{
+		"https://api.cometapi.com/v1?key=sk-query-secret-0001",
+		"https://api.cometapi.com/v1?",
+		"ftp://sk-user-secret-0002@api.cometapi.com/v1",
+		"https://api.cometapi.com/v1#sk-frag-secret-0004",
+	} {
+		if _, err := llm.NewClient(llm.Config{BaseURL: base}); err == nil || leaks(err.Error()) {
+			t.Errorf("NewClient(%q): err = %v", base, err)
+		}
+	}
+
+	s := llmtest.New(t, llmtest.Options{APIKey: testKey})
+	var logs strings.Builder
+	var mu sync.Mutex
+	cfg := llm.Config{
+		BaseURL: strings.Replace(s.URL(), "http://", "http://"+secret+":pw-secret-0005@", 1),
+		APIKey:  testKey, StallTimeout: 200 * time.Millisecond, RetryDeadline: 2 * time.Second, RetryBase: 10 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(syncWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	c, err := llm.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	texts := []string{cfg.String(), fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg)}
+	s.Enqueue(
+		llmtest.Script{Status: 429, ErrorMessage: "slow down, " + secret, Header: http.Header{"Retry-After": {"0.01"}}},
+		llmtest.Script{Status: 400, ErrorMessage: "user " + secret + " / pw-secret-0005 rejected"},
+		llmtest.Script{Status: 302, Header: http.Header{"Location": {"https://" + secret + "@elsewhere.example/login?key=" + secret}}},
+		llmtest.Script{Text: "a b", ErrorAfter: 1, MidStreamError: "boom for " + secret},
+		llmtest.Script{Stall: true},
+	)
+	for range 4 {
+		_, err := c.Stream(context.Background(), llm.Request{Model: "gpt-4o", Messages: q}, nil)
+		if err == nil {
+			t.Fatal("scripted failure succeeded")
+		}
+		texts = append(texts, err.Error(), fmt.Sprintf("%+v %#v", err, err), llm.UserMessage(err))
+	}
+	for _, r := range s.Requests() {
+		if got := r.Header.Get("Authorization"); got != "Bearer "+testKey {
+			t.Errorf("Authorization = %q", got)
+		}
+	}
+	// A connection failure prints the request URL.
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	c2, err := llm.NewClient(llm.Config{BaseURL: "http://" + secret + "@" + closed.Listener.Addr().String() + "/v1", RetryDeadline: time.Millisecond, Logger: cfg.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c2.Stream(context.Background(), llm.Request{Model: "gpt-4o", Messages: q}, nil)
+	if !errors.Is(err, llm.ErrServer) {
+		t.Errorf("err = %v", err)
+	}
+	texts = append(texts, fmt.Sprint(err), llm.CatalogURLFor(cfg.BaseURL), llm.CatalogURLFor("https://api.cometapi.com/v1?key=sk-query-secret-0001"))
+	mu.Lock()
+	texts = append(texts, logs.String())
+	mu.Unlock()
+	for _, txt := range texts {
+		if leaks(txt) {
+			t.Errorf("secret leaked: %s", txt)
+		}
+	}
+
+	// With no APIKey, the user info is the key.
+	c3, err := llm.NewClient(llm.Config{BaseURL: strings.Replace(s.URL(), "http://", "http://"+testKey+"@", 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c3.Stream(context.Background(), llm.Request{Model: "gpt-4o", Messages: q}, nil); err != nil {
+		t.Errorf("key from user info: %v", err)
+	}
+}
+
+type syncWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (s syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
