@@ -593,7 +593,7 @@ type streamState struct {
 	ended          bool // the format's stop reason (finish_reason, completed, stop_reason, finishReason) was seen
 	events         int
 	reqID          string
-	wd             *time.Timer   // the attempt's stall watchdog; nil while decoding a whole body
+	wd             *time.Timer   // the attempt's stall watchdog, once the headers arrived
 	stall          time.Duration // the watchdog's period
 
 	bodyText, bodyReasoning string
