@@ -140,34 +140,29 @@ func (anthropicWire) streamEvent(st *streamState, ev sse.Event) (bool, error) {
 	case "message_start":
 		if m := e.Message; m != nil {
 			st.resp.Model = m.Model
-			st.resp.Usage = Usage{InputTokens: m.Usage.input(), OutputTokens: m.Usage.OutputTokens}
+			st.setUsage(Usage{InputTokens: m.Usage.input(), OutputTokens: m.Usage.OutputTokens})
 		}
 	case "message_delta":
 		if e.Delta.StopReason != "" {
 			st.resp.StopReason = e.Delta.StopReason
+			st.ended = true
 		}
 		if u := e.Usage; u != nil {
+			nu := st.resp.Usage
 			if u.OutputTokens > 0 {
-				st.resp.Usage.OutputTokens = u.OutputTokens
+				nu.OutputTokens = u.OutputTokens
 			}
 			if in := u.input(); in > 0 {
-				st.resp.Usage.InputTokens = in
+				nu.InputTokens = in
 			}
+			st.setUsage(nu)
 		}
 	case "message_stop":
-		st.ended = true
 		return true, nil
 	case "error":
 		return false, st.streamError(parsedError{Message: "error event in the stream"})
 	}
 	return false, nil
-}
-
-func (anthropicWire) streamEnd(st *streamState) error {
-	if st.ended || st.resp.StopReason != "" {
-		return nil
-	}
-	return errBrokenStream(st)
 }
 
 func (anthropicWire) decodeBody(st *streamState, b []byte) error {

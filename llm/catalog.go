@@ -250,38 +250,140 @@ func NewCatalog(cfg CatalogConfig) *Catalog {
 }
 
 // ParseCatalog decodes a catalog document ({"success":true,"data":[...]}, or
-// a bare array of records). Records without an id are skipped.
+// a bare array of records). Records without an id are skipped. An error says
+// what is wrong with the document's shape.
 func ParseCatalog(data []byte) ([]ModelInfo, error) {
+	ms, problem, err := parseCatalog(data)
+	if problem != "" {
+		return nil, &catalogShapeError{problem: problem, err: err}
+	}
+	return ms, nil
+}
+
+// catalogShapeError is a catalog document that is not a model list.
+type catalogShapeError struct {
+	problem string
+	err     error
+}
+
+func (e *catalogShapeError) Error() string { return "llm: catalog: " + e.problem }
+func (e *catalogShapeError) Unwrap() error { return e.err }
+
+// parseCatalog decodes a catalog document; problem describes, for a person,
+// why it is not a model list.
+func parseCatalog(data []byte) (ms []ModelInfo, problem string, err error) {
 	data = bytes.TrimSpace(data)
-	var recs []ModelInfo
-	if len(data) > 0 && data[0] == '[' {
-		if err := json.Unmarshal(data, &recs); err != nil {
-			return nil, fmt.Errorf("llm: catalog: %w", err)
-		}
-	} else {
+	if len(data) == 0 {
+		return nil, "the document is empty", nil
+	}
+	list := data
+	switch data[0] {
+	case '[':
+	case '{':
 		var doc struct {
-			Success *bool       `json:"success"`
-			Message string      `json:"message"`
-			Data    []ModelInfo `json:"data"`
+			Success *bool           `json:"success"`
+			Message string          `json:"message"`
+			Data    json.RawMessage `json:"data"`
 		}
 		if err := json.Unmarshal(data, &doc); err != nil {
-			return nil, fmt.Errorf("llm: catalog: %w", err)
+			return nil, "the document is not valid JSON", err
 		}
 		if doc.Success != nil && !*doc.Success {
-			return nil, fmt.Errorf("llm: catalog: success=false: %s", doc.Message)
+			return nil, fmt.Sprintf("the document says success=false (%q)", truncate(doc.Message, 200)), nil
 		}
-		recs = doc.Data
+		if len(doc.Data) == 0 || string(doc.Data) == "null" {
+			return nil, `the JSON object has no "data" list of models`, nil
+		}
+		if doc.Data[0] != '[' {
+			return nil, `"data" is ` + jsonKind(doc.Data) + `, not a list of models`, nil
+		}
+		list = doc.Data
+	default:
+		if json.Valid(data) {
+			return nil, "the document is " + jsonKind(data) + ", not a model list", nil
+		}
+		return nil, "the document is not JSON", nil
 	}
-	out := recs[:0]
-	for _, m := range recs {
+	var raws []json.RawMessage
+	if err := json.Unmarshal(list, &raws); err != nil {
+		return nil, "the document is not valid JSON", err
+	}
+	ms = make([]ModelInfo, 0, len(raws))
+	for _, r := range raws {
+		if len(r) == 0 || r[0] != '{' {
+			return nil, "the model list holds " + jsonKind(r) + ", not model records", nil
+		}
+		var m ModelInfo
+		if err := json.Unmarshal(r, &m); err != nil {
+			return nil, "a model record is malformed", err
+		}
 		if m.ID != "" {
-			out = append(out, m)
+			ms = append(ms, m)
 		}
 	}
-	if len(out) == 0 {
-		return nil, errors.New("llm: catalog: no models")
+	if len(ms) == 0 {
+		return nil, "the model list is empty", nil
 	}
-	return out, nil
+	return ms, "", nil
+}
+
+// jsonKind names the kind of a JSON value, with its article: "a string".
+func jsonKind(v []byte) string {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 {
+		return "nothing"
+	}
+	switch v[0] {
+	case '"':
+		return "a string"
+	case '{':
+		return "an object"
+	case '[':
+		return "a list"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return prefixRunes(s, n) + "…"
+}
+
+// CatalogError is a failed catalog fetch. Its message says where (the URL,
+// without user info or query), what happened (the HTTP status, an HTML page,
+// a document that is not a model list, a connection failure) and the fix;
+// UserMessage returns it as a sentence, e.g. "The model catalog at
+// https://host/api/models answered HTTP 401 — check COMETAPI_CATALOG_URL."
+type CatalogError struct {
+	// URL is the catalog URL without user info, query or fragment.
+	URL string
+	// Status is the HTTP status, 0 when no HTTP answer came.
+	Status int
+	// Problem says what happened, e.g. "answered HTTP 401" or "answered an
+	// HTML page, not the model list".
+	Problem string
+	err     error
+}
+
+// Error returns "llm: the model catalog at URL <problem> — check
+// COMETAPI_CATALOG_URL".
+func (e *CatalogError) Error() string { return "llm: " + e.sentence() }
+
+// Unwrap returns the underlying cause (a network or JSON error), if any.
+func (e *CatalogError) Unwrap() error { return e.err }
+
+func (e *CatalogError) sentence() string {
+	return "the model catalog at " + e.URL + " " + e.Problem + " — check COMETAPI_CATALOG_URL"
+}
+
+func (c *Catalog) fetchError(status int, problem string, err error) *CatalogError {
+	return &CatalogError{URL: safeURL(c.url), Status: status, Problem: problem, err: err}
 }
 
 // SetModels replaces the catalog's content (for tests and tools).
@@ -383,24 +485,27 @@ func (c *Catalog) Refresh(ctx context.Context) error {
 func (c *Catalog) fetch(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
 	if err != nil {
-		return fmt.Errorf("llm: catalog: %w", err)
+		return c.fetchError(0, "is not a valid URL", nil)
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("llm: catalog: %w", err)
+		return c.fetchError(0, "could not be reached ("+transportCause(err)+")", err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return fmt.Errorf("llm: catalog: read: %w", err)
+		return c.fetchError(resp.StatusCode, "answered, but the answer could not be read ("+transportCause(err)+")", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("llm: catalog: status %d", resp.StatusCode)
+		return c.fetchError(resp.StatusCode, "answered HTTP "+strconv.Itoa(resp.StatusCode), nil)
 	}
-	ms, err := ParseCatalog(b)
-	if err != nil {
-		return err
+	if isHTML(resp.Header.Get("Content-Type"), bytes.TrimSpace(b)) {
+		return c.fetchError(resp.StatusCode, "answered an HTML page, not the model list", nil)
+	}
+	ms, problem, err := parseCatalog(b)
+	if problem != "" {
+		return c.fetchError(resp.StatusCode, "answered something that is not a model list: "+problem, err)
 	}
 	idx := buildIndex(ms)
 	c.mu.Lock()

@@ -3,10 +3,15 @@ package llm_test
 import (
 	"context"
 	"errors"
+	"io"
 	"math"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -235,7 +240,7 @@ func TestParseCatalogTolerant(t *testing.T) {
 	if ms[2].Pricing.PerSecond == nil || *ms[2].Pricing.PerSecond != 0.25 || ms[2].IsText() {
 		t.Errorf("c = %+v", ms[2])
 	}
-	for _, bad := range []string{`{"success":false,"message":"down"}`, `not json`, `{"data":[]}`} {
+	for _, bad := range []string{`{"success":false,"message":"down"}`, `not json`, `{"data":[]}`, `[1,2]`, `{"data":"x"}`, `{"data":[{"id":"a"},7]}`, ``} {
 		if _, err := llm.ParseCatalog([]byte(bad)); err == nil {
 			t.Errorf("ParseCatalog(%s) succeeded", bad)
 		}
@@ -288,5 +293,88 @@ func TestRouting(t *testing.T) {
 		if got := c.FormatFor(tt.model); got != tt.want {
 			t.Errorf("%s: FormatFor(%q) = %q, want %q", tt.name, tt.model, got, tt.want)
 		}
+	}
+}
+
+// A failed catalog fetch says where (the URL without secrets), what happened
+// and the fix, in its error and in UserMessage.
+func TestCatalogErrorsSayWhatHappened(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		status      int
+		contentType string
+		body        string
+		want        string // in the problem
+	}{
+		{"401", 401, "application/json", `{"error":{"message":"Invalid token"}}`, "answered HTTP 401"},
+		{"500 html", 502, "text/html", "<html>bad gateway</html>", "answered HTTP 502"},
+		{"html page", 200, "text/html; charset=utf-8", "<!DOCTYPE html><html><body>Welcome</body></html>", "answered an HTML page, not the model list"},
+		{"html without content type", 200, "", "<html><body>Welcome</body></html>", "HTML page"},
+		{"array of numbers", 200, "application/json", `[1,2,3]`, "the model list holds a number, not model records"},
+		{"data is a string", 200, "application/json", `{"data":"x"}`, `"data" is a string, not a list of models`},
+		{"data is an object", 200, "application/json", `{"success":true,"data":{"gpt-4o":{}}}`, `"data" is an object`},
+		{"no data", 200, "application/json", `{"object":"list"}`, `no "data" list`},
+		{"a JSON string", 200, "application/json", `"models"`, "the document is a string"},
+		{"not JSON", 200, "text/plain", `hello`, "not JSON"},
+		{"empty list", 200, "application/json", `{"success":true,"data":[]}`, "the model list is empty"},
+		{"success false", 200, "application/json", `{"success":false,"message":"maintenance"}`, "success=false"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tt.contentType != "" {
+					w.Header().Set("Content-Type", tt.contentType)
+				}
+				w.WriteHeader(tt.status)
+				io.WriteString(w, tt.body)
+			}))
+			defer ts.Close()
+			u, _ := url.Parse(ts.URL)
+			clean := "http://" + u.Host + "/api/models"
+			// Secrets in user info and query must not show.
+			cat := llm.NewCatalog(llm.CatalogConfig{URL: "http://admin:hunter2@" + u.Host + "/api/models?key=sk-catalogsecret123"})
+			err := cat.Refresh(context.Background())
+			var ce *llm.CatalogError
+			if !errors.As(err, &ce) {
+				t.Fatalf("err = %v, want *llm.CatalogError", err)
+			}
+			if ce.URL != clean || ce.Status != tt.status || !strings.Contains(ce.Problem, tt.want) {
+				t.Errorf("CatalogError = %+v, want URL %s status %d problem containing %q", ce, clean, tt.status, tt.want)
+			}
+			um := llm.UserMessage(err)
+			wantPrefix := "The model catalog at " + clean + " "
+			if !strings.HasPrefix(um, wantPrefix) || !strings.HasSuffix(um, " — check COMETAPI_CATALOG_URL.") || !strings.Contains(um, tt.want) {
+				t.Errorf("UserMessage = %q", um)
+			}
+			for _, s := range []string{err.Error(), um} {
+				if strings.Contains(s, "hunter2") || strings.Contains(s, "catalogsecret") || strings.Contains(s, "admin") {
+					t.Errorf("secret leaked: %s", s)
+				}
+			}
+			if _, ferr := cat.FetchedAt(); !errors.As(ferr, &ce) {
+				t.Errorf("FetchedAt error = %v", ferr)
+			}
+		})
+	}
+	if got := llm.UserMessage(&llm.CatalogError{URL: "https://api.cometapi.com/api/models", Status: 401, Problem: "answered HTTP 401"}); got != "The model catalog at https://api.cometapi.com/api/models answered HTTP 401 — check COMETAPI_CATALOG_URL." {
+		t.Errorf("UserMessage = %q", got)
+	}
+}
+
+func TestCatalogUnreachable(t *testing.T) {
+	t.Parallel()
+	ts := httptest.NewServer(http.NotFoundHandler())
+	addr := ts.Listener.Addr().String()
+	ts.Close()
+	cat := llm.NewCatalog(llm.CatalogConfig{URL: "http://" + addr + "/api/models?token=s3cr3t"})
+	err := cat.Refresh(context.Background())
+	var ce *llm.CatalogError
+	if !errors.As(err, &ce) || ce.Status != 0 || !strings.Contains(ce.Problem, "could not be reached") {
+		t.Fatalf("err = %v", err)
+	}
+	if um := llm.UserMessage(err); strings.Contains(um, "s3cr3t") || !strings.Contains(um, "http://"+addr+"/api/models could not be reached") {
+		t.Errorf("UserMessage = %q", um)
 	}
 }

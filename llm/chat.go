@@ -116,7 +116,6 @@ type chatUsage struct {
 
 func (chatWire) streamEvent(st *streamState, ev sse.Event) (bool, error) {
 	if isDone(ev.Data) {
-		st.ended = true
 		return true, nil
 	}
 	if err := st.maybeBodyError(ev.Data); err != nil {
@@ -153,16 +152,9 @@ func (chatWire) streamEvent(st *streamState, ev sse.Event) (bool, error) {
 		}
 	}
 	if ch.Usage != nil {
-		st.resp.Usage = Usage{InputTokens: ch.Usage.PromptTokens, OutputTokens: ch.Usage.CompletionTokens}
+		st.setUsage(Usage{InputTokens: ch.Usage.PromptTokens, OutputTokens: ch.Usage.CompletionTokens})
 	}
 	return false, nil
-}
-
-func (chatWire) streamEnd(st *streamState) error {
-	if st.ended {
-		return nil
-	}
-	return errBrokenStream(st)
 }
 
 type chatCompletion struct {

@@ -2,6 +2,7 @@ package llm
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cometbot/cometbot/llm/sse"
 )
@@ -36,7 +38,10 @@ const (
 type Config struct {
 	// BaseURL is the OpenAI-compatible base, default https://api.cometapi.com/v1.
 	// The Anthropic (/v1/messages) and Gemini (/v1beta/...) paths hang off the
-	// host: BaseURL with a trailing /v1 removed.
+	// host: BaseURL with a trailing /v1 removed. A query is refused; user
+	// info (https://KEY@host/v1) is removed from every request and redacted
+	// from every error and log, and is used as the API key when APIKey is
+	// empty.
 	BaseURL string
 	// APIKey is the gateway key. It is sent in headers only and never appears
 	// in errors or logs.
@@ -44,8 +49,11 @@ type Config struct {
 	// MaxConcurrency is the global limit on in-flight gateway calls, default 16.
 	// After a 429 the effective limit is lowered and then recovers slowly.
 	MaxConcurrency int
-	// StallTimeout cancels an attempt that receives nothing (no headers, no
-	// bytes) for this long, default 60s.
+	// StallTimeout cancels an attempt that receives no headers, or then no
+	// content, for this long, default 60s. In a stream, content is answer or
+	// reasoning text that is not only whitespace, a tool call fragment or new
+	// usage numbers: keep-alive comments, pings and empty chunks do not
+	// count, so a model that thinks silently for longer needs a larger value.
 	StallTimeout time.Duration
 	// RetryDeadline is the total time budget for retries of one call, counted
 	// from the call's start, default 60s. A retry whose wait would end after
@@ -80,8 +88,12 @@ func (c Config) String() string {
 	if c.APIKey != "" {
 		key = "[redacted]"
 	}
+	base := c.BaseURL
+	if base != "" {
+		base = safeURL(base)
+	}
 	return fmt.Sprintf("llm.Config{BaseURL:%q APIKey:%s MaxConcurrency:%d StallTimeout:%s RetryDeadline:%s Routes:%v}",
-		c.BaseURL, key, c.MaxConcurrency, c.StallTimeout, c.RetryDeadline, c.Routes)
+		base, key, c.MaxConcurrency, c.StallTimeout, c.RetryDeadline, c.Routes)
 }
 
 // GoString is String, for %#v.
@@ -130,10 +142,24 @@ func NewClient(cfg Config) (*Client, error) {
 	base = strings.TrimRight(base, "/")
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("llm: base URL %q: want something like %s", base, DefaultBaseURL)
+		return nil, fmt.Errorf("llm: base URL %q: want something like %s", safeURL(base), DefaultBaseURL)
 	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("llm: base URL %q must not carry a query or fragment", base)
+	if u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
+		return nil, fmt.Errorf("llm: base URL %q must not carry a query or fragment (give the API key separately, not in the URL)", safeURL(base))
+	}
+	key := cfg.APIKey
+	var secrets []string
+	if u.User != nil {
+		// A key in the user info: never sent in the URL, never printed.
+		name := u.User.Username()
+		pass, _ := u.User.Password()
+		// Both decoded and as written (percent-encoded) in the URL.
+		secrets = append(secrets, name, pass, url.User(name).String(), strings.TrimPrefix(url.UserPassword("", pass).String(), ":"))
+		if key == "" {
+			key = cmp.Or(pass, name)
+		}
+		u.User = nil
+		base = u.String()
 	}
 	for i, r := range cfg.Routes {
 		if _, err := path.Match(strings.ToLower(r.Pattern), ""); err != nil || r.Pattern == "" {
@@ -146,7 +172,7 @@ func NewClient(cfg Config) (*Client, error) {
 	c := &Client{
 		base:          base,
 		host:          hostOf(base),
-		key:           cfg.APIKey,
+		key:           key,
 		log:           cfg.Logger,
 		catalog:       cfg.Catalog,
 		routes:        append([]Route(nil), cfg.Routes...),
@@ -155,7 +181,7 @@ func NewClient(cfg Config) (*Client, error) {
 		retryBase:     orDefault(cfg.RetryBase, DefaultRetryBase),
 		retryMax:      orDefault(cfg.RetryMaxDelay, DefaultRetryMaxDelay),
 		ua:            cfg.UserAgent,
-		scrub:         scrubber{key: cfg.APIKey},
+		scrub:         newScrubber(append(secrets, key)...),
 		fallback:      map[string]Format{},
 		rejected:      map[string]paramSet{},
 	}
@@ -210,13 +236,18 @@ func hostOf(base string) string {
 }
 
 // CatalogURLFor returns the model catalog URL for an OpenAI-compatible base
-// URL: the base with a trailing /v1 removed, plus /api/models. An empty base
-// means DefaultBaseURL.
+// URL: the base without user info or query (the catalog needs no key) and
+// with a trailing /v1 removed, plus /api/models. An empty base means
+// DefaultBaseURL.
 func CatalogURLFor(baseURL string) string {
-	if strings.TrimSpace(baseURL) == "" {
+	baseURL = strings.TrimSpace(baseURL)
+	if baseURL == "" {
 		baseURL = DefaultBaseURL
 	}
-	return hostOf(strings.TrimSpace(baseURL)) + "/api/models"
+	if u, err := url.Parse(baseURL); err == nil && u.Host != "" {
+		baseURL = safeURL(baseURL)
+	}
+	return hostOf(baseURL) + "/api/models"
 }
 
 func (f Format) valid() bool {
@@ -239,7 +270,11 @@ func (c *Client) ConcurrencyStats() (limit, inFlight, peak int) { return c.lim.s
 // Failures are *Error values (see errors.Is with ErrAuth, ErrRateLimited, ...).
 // Transient failures before any text reached onDelta are retried within the
 // retry deadline; after text has started, the error is returned with
-// Started() true, together with a Response holding the partial text.
+// Started() true, together with a Response holding the partial text (the
+// same as Error.Partial). A stream that ends without the format's stop
+// reason is a cut answer: ErrIncomplete. Stopping at the model's output
+// limit is not an error (Response.Truncated), nor is stopping at
+// Request.MaxAnswerChars (Response.Cut).
 func (c *Client) Stream(ctx context.Context, req Request, onDelta func(Delta) error) (*Response, error) {
 	return c.call(ctx, req, true, onDelta)
 }
@@ -270,7 +305,7 @@ func (c *Client) call(ctx context.Context, req Request, stream bool, onDelta fun
 	attempts := 0
 	for retry := 0; ; {
 		attempts++
-		st := &streamState{c: c, onDelta: onDelta}
+		st := &streamState{c: c, onDelta: onDelta, maxChars: req.MaxAnswerChars}
 		resp, err := c.attempt(ctx, f, &req, stream, drop, st)
 		if err == nil {
 			c.lim.succeeded()
@@ -286,7 +321,8 @@ func (c *Client) call(ctx context.Context, req Request, stream bool, onDelta fun
 		e.Model, e.Format, e.Attempts = req.Model, f, attempts
 		if st.started {
 			e.started = true
-			return st.partial(f), e
+			e.Partial = st.partial(f)
+			return e.Partial, e
 		}
 		if e.Kind == KindCancelled || (e.Kind == KindTimeout && ctx.Err() != nil) {
 			return nil, e
@@ -410,6 +446,7 @@ func (c *Client) attempt(ctx context.Context, f Format, req *Request, stream boo
 	}
 	defer resp.Body.Close()
 	wd.Reset(c.stall)
+	st.wd, st.stall = wd, c.stall
 	rd := &activityReader{r: resp.Body, t: wd, d: c.stall}
 
 	ct := strings.ToLower(resp.Header.Get("Content-Type"))
@@ -423,13 +460,22 @@ func (c *Client) attempt(ctx context.Context, f Format, req *Request, stream boo
 	st.resp.Format = f
 	st.reqID = requestIDFrom(resp.Header, "")
 	if strings.Contains(ct, "text/event-stream") || (ct == "" && stream) {
-		err = c.readStream(actx, w, rd, st)
+		// In a stream only content resets the watchdog (streamState.progress):
+		// keep-alive comments, pings and empty chunks do not, so a stream
+		// that sends nothing else is cut after StallTimeout.
+		err = c.readStream(actx, w, resp.Body, st)
 	} else {
 		var b []byte
 		b, err = io.ReadAll(io.LimitReader(rd, 32<<20))
 		if err == nil {
 			err = c.readBody(actx, w, resp, b, st)
 		}
+	}
+	if err == errMaxAnswer {
+		// Stop reading: returning closes the body and cancels the request.
+		r := st.finish()
+		r.StopReason = StopMaxAnswerChars
+		return r, nil
 	}
 	if err != nil {
 		var e *Error
@@ -447,21 +493,26 @@ func (c *Client) attempt(ctx context.Context, f Format, req *Request, stream boo
 	return st.finish(), nil
 }
 
+// maxStreamEvent bounds one SSE line and one event's data: a larger event is
+// refused with an error rather than buffered.
+const maxStreamEvent = sse.DefaultMaxEventSize
+
 // readStream feeds SSE events to the format's decoder until it reports the
 // end of the answer or the body ends.
 func (c *Client) readStream(ctx context.Context, w wire, body io.Reader, st *streamState) error {
 	r := sse.NewReader(body)
+	r.SetMaxEventSize(maxStreamEvent)
 	for {
 		ev, err := r.Next()
 		if err == io.EOF {
-			return w.streamEnd(st)
+			return st.end(false)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return err // classified by the caller (stall, cancel)
 			}
 			if errors.Is(err, sse.ErrTooLarge) {
-				return &Error{Kind: KindServer, Message: "stream event too large"}
+				return &Error{Kind: KindServer, Message: fmt.Sprintf("a stream event larger than %d MiB: refused", maxStreamEvent>>20), permanent: true, err: err}
 			}
 			return err
 		}
@@ -471,9 +522,23 @@ func (c *Client) readStream(ctx context.Context, w wire, body io.Reader, st *str
 			return err
 		}
 		if done {
-			return nil
+			return st.end(true)
 		}
 	}
+}
+
+// end checks, when the stream is over, that the answer is complete: that
+// the format's stop reason arrived. marker reports that the stream ended on
+// the format's terminal marker ([DONE], message_stop) rather than with the
+// body; a marker without a stop reason is still a cut answer.
+func (s *streamState) end(marker bool) error {
+	if s.ended {
+		return nil
+	}
+	if marker {
+		return errIncomplete(s, "the stream ended without a stop reason")
+	}
+	return errIncomplete(s, "the stream ended before the answer was complete")
 }
 
 // readBody decodes a non-streaming (JSON) answer and passes its text on as
@@ -497,6 +562,8 @@ func (c *Client) readBody(ctx context.Context, w wire, resp *http.Response, b []
 }
 
 // activityReader resets the stall watchdog on every read that returns bytes.
+// It serves whole (JSON) answers and error bodies, where every byte is
+// content; streams count content instead (streamState.progress).
 type activityReader struct {
 	r io.Reader
 	t *time.Timer
@@ -519,9 +586,15 @@ type streamState struct {
 	text    strings.Builder
 	reason  strings.Builder
 	started bool
-	ended   bool // a terminal marker ([DONE], completed, message_stop, finish reason) was seen
-	events  int
-	reqID   string
+	// maxChars is Request.MaxAnswerChars; nText and nReason count the runes
+	// of text and reasoning kept so far.
+	maxChars       int
+	nText, nReason int
+	ended          bool // the format's stop reason (finish_reason, completed, stop_reason, finishReason) was seen
+	events         int
+	reqID          string
+	wd             *time.Timer   // the attempt's stall watchdog, once the headers arrived
+	stall          time.Duration // the watchdog's period
 
 	bodyText, bodyReasoning string
 
@@ -533,25 +606,86 @@ type streamState struct {
 	gem   geminiResponse
 }
 
-// emit passes text to the caller and records it.
+// progress restarts the stall watchdog: the stream produced content (answer
+// or reasoning text that is not only whitespace, a tool call fragment, new
+// usage numbers). Keep-alive comments, pings and empty chunks never call it.
+func (s *streamState) progress() {
+	if s.wd != nil {
+		s.wd.Reset(s.stall)
+	}
+}
+
+// setUsage records the usage the gateway reported; changed numbers are
+// progress.
+func (s *streamState) setUsage(u Usage) {
+	if u != s.resp.Usage {
+		s.resp.Usage = u
+		s.progress()
+	}
+}
+
+// errMaxAnswer stops a stream whose answer reached Request.MaxAnswerChars.
+var errMaxAnswer = errors.New("llm: answer reached MaxAnswerChars")
+
+// emit passes text to the caller and records it. With a MaxAnswerChars
+// limit, text past it is cut and emit returns errMaxAnswer; reasoning past
+// it is passed on but not kept.
 func (s *streamState) emit(text, reasoning string) error {
 	if text == "" && reasoning == "" {
 		return nil
 	}
+	if strings.TrimSpace(text) != "" || strings.TrimSpace(reasoning) != "" {
+		s.progress()
+	}
+	cut := false
+	keptReasoning := reasoning
+	if s.maxChars > 0 {
+		if text != "" {
+			n := utf8.RuneCountInString(text)
+			if s.nText+n > s.maxChars {
+				text, n, cut = prefixRunes(text, s.maxChars-s.nText), s.maxChars-s.nText, true
+			}
+			s.nText += n
+		}
+		if reasoning != "" {
+			n := utf8.RuneCountInString(reasoning)
+			if s.nReason+n > s.maxChars {
+				keptReasoning, n = prefixRunes(reasoning, s.maxChars-s.nReason), s.maxChars-s.nReason
+			}
+			s.nReason += n
+		}
+	}
 	s.text.WriteString(text)
-	s.reason.WriteString(reasoning)
-	s.started = true
-	if err := s.onDelta(Delta{Text: text, Reasoning: reasoning}); err != nil {
-		return &abortError{err}
+	s.reason.WriteString(keptReasoning)
+	if text != "" || reasoning != "" {
+		s.started = true
+		if err := s.onDelta(Delta{Text: text, Reasoning: reasoning}); err != nil {
+			return &abortError{err}
+		}
+	}
+	if cut {
+		return errMaxAnswer
 	}
 	return nil
+}
+
+// prefixRunes returns the first n runes of s.
+func prefixRunes(s string, n int) string {
+	for i := range s {
+		if n == 0 {
+			return s[:i]
+		}
+		n--
+	}
+	return s
 }
 
 func (s *streamState) finish() *Response {
 	r := s.resp
 	r.Text = s.text.String()
 	r.Reasoning = s.reason.String()
-	r.StopReason = strings.ToLower(r.StopReason)
+	r.RawStopReason = r.StopReason
+	r.StopReason = normStop(r.StopReason)
 	return &r
 }
 
@@ -563,16 +697,6 @@ func (s *streamState) partial(f Format) *Response {
 	r := s.finish()
 	r.Format = f
 	return r
-}
-
-// Truncated reports whether the answer stopped because it hit the output
-// token limit.
-func (r *Response) Truncated() bool {
-	switch strings.ToLower(r.StopReason) {
-	case "length", "max_tokens", "max_output_tokens":
-		return true
-	}
-	return false
 }
 
 // paramSet is a set of optional request parameters.

@@ -20,6 +20,19 @@
 //
 // Complete is the non-streaming variant. Both honour ctx everywhere.
 //
+// # How an answer ends
+//
+// An answer is complete when the format's stop reason arrives (chat
+// finish_reason, Responses response.completed, Anthropic stop_reason, Gemini
+// finishReason); Response.StopReason holds it, normalised (StopEnd,
+// StopLength, StopToolCalls, StopContentFilter). Stopping at the model's
+// output token limit is a completion: Response.Truncated. A stream that ends
+// without its stop reason — even on [DONE] or message_stop — is a cut answer:
+// ErrIncomplete, with the partial text and usage in Error.Partial. With
+// Request.MaxAnswerChars the client stops reading at that many characters and
+// returns the answer cut there: Response.Cut, not an error. One SSE event is
+// limited to 4 MiB; a larger one is refused.
+//
 // # Formats and routing
 //
 // FormatFor decides the wire format per model:
@@ -62,8 +75,13 @@
 //   - 401/403 → ErrAuth; 404/405, 3xx and HTML pages → ErrBaseURL (after the
 //     native-format fallback, when one applies); 402 or exhausted quota →
 //     ErrQuota; unknown model → ErrModel; other 4xx → ErrBadRequest.
-//   - The stall watchdog cancels an attempt that receives no bytes for
-//     StallTimeout (ErrTimeout; not retried — the user is told).
+//   - The stall watchdog cancels an attempt that receives no headers, or then
+//     no content (text, reasoning, new usage; not keep-alive comments, pings
+//     or empty chunks), for StallTimeout (ErrTimeout; not retried — the user
+//     is told).
+//   - A failed catalog fetch is a *CatalogError naming the URL (without user
+//     info or query), what it answered and the fix. A key in the base URL's
+//     user info never appears in an error or a log.
 //
 // # Catalog
 //
@@ -76,5 +94,7 @@
 //
 // Package llm/llmtest is a loopback fake gateway that speaks all four formats
 // and the catalog, scriptable per call (statuses, Retry-After, HTML bodies,
-// mid-stream errors, stalls, latency, usage) with a request recorder.
+// mid-stream errors, stalls with or without keep-alives, cut streams, long
+// or endless streams generated lazily, latency, usage) with a request
+// recorder.
 package llm

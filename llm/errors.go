@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +34,10 @@ const (
 	KindCancelled             // the caller's context was cancelled
 	KindModel                 // the gateway does not know or cannot serve the model
 	KindQuota                 // 402 or an exhausted quota/balance
+	// KindIncomplete: the stream ended (or the gateway said the response is
+	// incomplete) before the format's stop reason arrived — the answer was
+	// cut. Error.Partial holds what arrived. Retried before any text.
+	KindIncomplete
 )
 
 var kindNames = [...]string{
@@ -45,6 +51,7 @@ var kindNames = [...]string{
 	KindCancelled:   "cancelled",
 	KindModel:       "model",
 	KindQuota:       "quota",
+	KindIncomplete:  "incomplete",
 }
 
 // String returns the kind's short lower-case name, e.g. "rate-limited".
@@ -74,6 +81,13 @@ var (
 	ErrCancelled   error = &sentinel{KindCancelled}
 	ErrModel       error = &sentinel{KindModel}
 	ErrQuota       error = &sentinel{KindQuota}
+	// ErrIncomplete matches a cut answer: a stream that ended without the
+	// format's stop reason (chat finish_reason, Responses response.completed,
+	// Anthropic stop_reason, Gemini finishReason), or a Responses
+	// response.incomplete for a reason other than the output limit or the
+	// content filter. The partial text and usage are in Error.Partial (and in
+	// the Response returned with the error).
+	ErrIncomplete error = &sentinel{KindIncomplete}
 )
 
 // Error is the one error type of a failed gateway call. Use errors.Is with the
@@ -104,8 +118,16 @@ type Error struct {
 	Format Format
 	// Attempts is how many HTTP attempts the call made.
 	Attempts int
+	// Partial is what arrived before the failure — text, reasoning, the
+	// usage the gateway had reported, model — when answer or reasoning text
+	// had reached the caller (Started); nil otherwise. It is the Response
+	// returned together with the error. For KindIncomplete it is the cut
+	// answer: show its text with a notice, store the turn as failed, count
+	// its Usage.
+	Partial *Response
 
 	started       bool // text had reached the caller before the failure
+	permanent     bool // retrying cannot help (an oversized stream event)
 	formatProblem bool // the failure says the wire format/path is unsupported
 	err           error
 }
@@ -169,10 +191,14 @@ func (e *Error) Is(target error) bool {
 func (e *Error) Started() bool { return e.started }
 
 // Retryable reports whether the failure is transient (rate limit, server
-// trouble, connection failure) — whether a later identical call may succeed.
+// trouble, connection failure, a cut stream) — whether a later identical
+// call may succeed.
 func (e *Error) Retryable() bool {
+	if e.permanent {
+		return false
+	}
 	switch e.Kind {
-	case KindRateLimited:
+	case KindRateLimited, KindIncomplete:
 		return true
 	case KindServer:
 		return e.Status == 0 || retryableStatus(e.Status)
@@ -196,6 +222,11 @@ func retryableStatus(s int) bool {
 func UserMessage(err error) string {
 	if err == nil {
 		return ""
+	}
+	var ce *CatalogError
+	if errors.As(err, &ce) {
+		s := ce.sentence()
+		return strings.ToUpper(s[:1]) + s[1:] + "."
 	}
 	var e *Error
 	kind := KindUnknown
@@ -225,6 +256,8 @@ func UserMessage(err error) string {
 		return "That model isn't available on the gateway — please pick another one."
 	case KindQuota:
 		return "The gateway account is out of credit or quota — please ask an admin to top it up."
+	case KindIncomplete:
+		return "The answer was cut off before the model finished — please try again."
 	}
 	return "Something went wrong while talking to the model — please try again."
 }
@@ -370,14 +403,29 @@ func paramFrom(pe parsedError) string {
 	return ""
 }
 
-// scrubber removes the API key (and anything that looks like one) from text.
-type scrubber struct{ key string }
+// scrubber removes the API key, the other secrets it was given (user info
+// from the base URL) and anything that looks like a key from text.
+type scrubber struct{ secrets []string }
+
+// newScrubber returns a scrubber for these secrets; empty ones and ones
+// shorter than 4 bytes (too common to replace) are ignored.
+func newScrubber(secrets ...string) scrubber {
+	var s scrubber
+	for _, x := range secrets {
+		if len(x) >= 4 && !slices.Contains(s.secrets, x) {
+			s.secrets = append(s.secrets, x)
+		}
+	}
+	return s
+}
 
 var keyLikeRe = regexp.MustCompile(`\b(sk-|Bearer\s+)[A-Za-z0-9_\-.]{8,}`)
 
 func (s scrubber) clean(msg string) string {
-	if s.key != "" && len(s.key) >= 4 && strings.Contains(msg, s.key) {
-		msg = strings.ReplaceAll(msg, s.key, "[redacted]")
+	for _, x := range s.secrets {
+		if strings.Contains(msg, x) {
+			msg = strings.ReplaceAll(msg, x, "[redacted]")
+		}
 	}
 	if strings.Contains(msg, "sk-") || strings.Contains(msg, "Bearer") {
 		msg = keyLikeRe.ReplaceAllString(msg, "${1}[redacted]")
@@ -420,7 +468,7 @@ func (c *Client) classifyHTTP(resp *http.Response, body []byte) *Error {
 		e.Kind = KindBaseURL
 		e.formatProblem = true
 		if e.Message == "" {
-			e.Message = "redirected to " + c.scrub.clean(resp.Header.Get("Location"))
+			e.Message = "redirected to " + c.scrub.clean(safeURL(resp.Header.Get("Location")))
 		}
 	case html:
 		e.Kind = KindBaseURL
@@ -510,7 +558,7 @@ func (c *Client) classifyStreamError(pe parsedError) *Error {
 func (c *Client) classifyTransport(ctx context.Context, err error, stalled bool) *Error {
 	switch {
 	case stalled:
-		return &Error{Kind: KindTimeout, Message: fmt.Sprintf("no data from the gateway for %s", c.stall), err: errStalled}
+		return &Error{Kind: KindTimeout, Message: fmt.Sprintf("no answer from the gateway for %s (keep-alives do not count)", c.stall), err: errStalled}
 	case ctx.Err() != nil:
 		cause := context.Cause(ctx)
 		if errors.Is(cause, context.DeadlineExceeded) {
@@ -538,9 +586,39 @@ func (c *Client) classifyTransport(ctx context.Context, err error, stalled bool)
 	return &Error{Kind: KindServer, Message: msg + ": " + c.scrub.clean(redactURLError(err)), err: err}
 }
 
-// redactURLError renders err; *url.Error carries the URL, which holds no
-// secret (keys travel in headers), so it is kept.
-func redactURLError(err error) string { return err.Error() }
+// redactURLError renders err with the URL a *url.Error carries reduced by
+// safeURL: keys travel in headers, but a base URL may carry one anyway.
+func redactURLError(err error) string {
+	msg := err.Error()
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.URL != "" {
+		msg = strings.ReplaceAll(msg, ue.URL, safeURL(ue.URL))
+	}
+	return msg
+}
+
+// transportCause renders a failed round trip without the request URL: the
+// cause inside a *url.Error.
+func transportCause(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return err.Error()
+}
+
+// safeURL returns raw without user info, query and fragment, where secrets
+// hide (https://KEY@host, ?key=KEY).
+func safeURL(raw string) string {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return "(an invalid URL)"
+	}
+	u.User = nil
+	u.RawQuery, u.ForceQuery = "", false
+	u.Fragment, u.RawFragment = "", ""
+	return u.String()
+}
 
 // errStalled is the cancellation cause set by the stall watchdog.
 var errStalled = errors.New("llm: stream stalled")

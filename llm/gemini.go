@@ -145,7 +145,7 @@ func (g *geminiResponse) apply(st *streamState, emit bool) error {
 		if out == 0 && u.TotalTokenCount > u.PromptTokenCount {
 			out = u.TotalTokenCount - u.PromptTokenCount
 		}
-		st.resp.Usage = Usage{InputTokens: u.PromptTokenCount, OutputTokens: out}
+		st.setUsage(Usage{InputTokens: u.PromptTokenCount, OutputTokens: out})
 	}
 	if g.PromptFeedback != nil && g.PromptFeedback.BlockReason != "" && len(g.Candidates) == 0 {
 		return st.streamError(parsedError{Message: "the prompt was blocked: " + strings.ToLower(g.PromptFeedback.BlockReason), Code: "invalid_argument", Status: 400})
@@ -199,13 +199,6 @@ func (geminiWire) streamEvent(st *streamState, ev sse.Event) (bool, error) {
 		return false, errBadJSON(st, err)
 	}
 	return false, g.apply(st, true)
-}
-
-func (geminiWire) streamEnd(st *streamState) error {
-	if st.events == 0 {
-		return errBrokenStream(st)
-	}
-	return nil
 }
 
 func (geminiWire) decodeBody(st *streamState, b []byte) error {

@@ -118,7 +118,7 @@ func TestParamBit(t *testing.T) {
 
 func TestScrubber(t *testing.T) {
 	t.Parallel()
-	s := scrubber{key: "my-secret-key-123"}
+	s := newScrubber("my-secret-key-123", "", "ab")
 	for in, bad := range map[string]string{
 		"invalid key my-secret-key-123 given":         "my-secret-key-123",
 		"Incorrect API key provided: sk-abcdef123456": "sk-abcdef123456",

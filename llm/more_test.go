@@ -174,29 +174,6 @@ func TestDataOnlyStreams(t *testing.T) {
 	}
 }
 
-func TestStopReasonsAndTruncation(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		fc   formatCase
-		stop string
-		want string
-	}{
-		{formats[0], "length", "length"},
-		{formats[1], "max_output_tokens", "max_output_tokens"},
-		{formats[2], "max_tokens", "max_tokens"},
-		{formats[3], "MAX_TOKENS", "max_tokens"},
-	}
-	for _, tt := range tests {
-		s := llmtest.New(t)
-		c := newClient(t, s)
-		s.Enqueue(llmtest.Script{Text: "cut", StopReason: tt.stop})
-		resp, err := c.Stream(context.Background(), llm.Request{Model: tt.fc.model, Messages: q}, nil)
-		if err != nil || resp.StopReason != tt.want || !resp.Truncated() {
-			t.Errorf("%s: resp %+v err %v", tt.fc.name, resp, err)
-		}
-	}
-}
-
 func BenchmarkStreamLoopback(b *testing.B) {
 	s := llmtest.NewServer(llmtest.Options{Reply: strings.Repeat("lorem ipsum ", 100), DisableRecording: true})
 	defer s.Close()

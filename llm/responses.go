@@ -125,15 +125,30 @@ func (responsesWire) streamEvent(st *streamState, ev sse.Event) (bool, error) {
 		if e.Response != nil && e.Response.Model != "" {
 			st.resp.Model = e.Response.Model
 		}
-	case "response.completed", "response.incomplete", "response.done":
+	case "response.completed", "response.done":
 		st.ended = true
 		if r := e.Response; r != nil {
 			responsesFinish(st, r)
 		}
 		if st.resp.StopReason == "" {
-			st.resp.StopReason = "stop"
+			st.resp.StopReason = "completed"
 		}
 		return true, nil
+	case "response.incomplete":
+		if r := e.Response; r != nil {
+			responsesFinish(st, r)
+		}
+		// Stopped at the output limit or by the content filter: a whole
+		// answer as far as it goes. Any other reason: a cut answer.
+		if n := normStop(st.resp.StopReason); n == StopLength || n == StopContentFilter {
+			st.ended = true
+			return true, nil
+		}
+		why := "the gateway marked the response incomplete"
+		if st.resp.StopReason != "" && st.resp.StopReason != "incomplete" {
+			why += " (" + st.resp.StopReason + ")"
+		}
+		return false, errIncomplete(st, why)
 	case "response.failed":
 		pe := parsedError{Message: "the response failed"}
 		if e.Response != nil && e.Response.Error != nil {
@@ -157,7 +172,7 @@ func responsesFinish(st *streamState, r *responsesBody) {
 		st.resp.Model = r.Model
 	}
 	if r.Usage != nil {
-		st.resp.Usage = Usage{InputTokens: r.Usage.InputTokens, OutputTokens: r.Usage.OutputTokens}
+		st.setUsage(Usage{InputTokens: r.Usage.InputTokens, OutputTokens: r.Usage.OutputTokens})
 	}
 	switch {
 	case r.IncompleteDetails != nil && r.IncompleteDetails.Reason != "":
@@ -175,13 +190,6 @@ func (st *streamState) streamError(pe parsedError) error {
 		e.RequestID = st.reqID
 	}
 	return e
-}
-
-func (responsesWire) streamEnd(st *streamState) error {
-	if st.ended {
-		return nil
-	}
-	return errBrokenStream(st)
 }
 
 func (responsesWire) decodeBody(st *streamState, b []byte) error {

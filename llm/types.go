@@ -1,5 +1,7 @@
 package llm
 
+import "strings"
+
 // Role is who wrote a message in a conversation.
 type Role string
 
@@ -48,6 +50,12 @@ type Request struct {
 	MaxOutputTokens int
 	// TopP is optional; nil leaves the provider's default.
 	TopP *float64
+	// MaxAnswerChars bounds the answer text, in characters (runes); 0 means
+	// no limit. When the answer grows past it the client stops reading (the
+	// request is cancelled) and returns a Response whose Text is cut at the
+	// limit, with StopReason StopMaxAnswerChars (see Response.Cut). It is not
+	// an error. Kept reasoning text is bounded by the same number.
+	MaxAnswerChars int
 }
 
 // Delta is one streamed increment of a reply. Reasoning text (from models
@@ -72,9 +80,15 @@ type Response struct {
 	Text string
 	// Reasoning is the full reasoning text, if the model exposed any.
 	Reasoning string
-	// StopReason is the provider's finish/stop reason, normalised to lower
-	// case ("stop", "length", "end_turn", ...); empty when unknown.
+	// StopReason is why the answer ended, normalised across formats to one of
+	// the Stop* constants (StopEnd, StopLength, StopToolCalls,
+	// StopContentFilter, StopMaxAnswerChars) when it is one of those, else the
+	// provider's reason in lower case; empty when unknown.
 	StopReason string
+	// RawStopReason is the provider's stop reason as sent ("end_turn",
+	// "MAX_TOKENS", "max_output_tokens", ...), for logs; empty when the provider
+	// gave none (as when MaxAnswerChars cut the answer before its end).
+	RawStopReason string
 	// Usage is the token usage; zero when the gateway did not report it.
 	Usage Usage
 	// Model is the model id the gateway says answered (may differ from the request).
@@ -84,6 +98,55 @@ type Response struct {
 	// Images are images the model generated (Gemini inline_data parts,
 	// Responses image_generation_call results), with their bytes.
 	Images []Image
+}
+
+// Normalised values of Response.StopReason.
+const (
+	// StopEnd: the model finished its answer (chat "stop", Anthropic
+	// "end_turn" or "stop_sequence", Gemini "STOP", Responses "completed").
+	StopEnd = "stop"
+	// StopLength: the answer was cut at the model's output token limit (chat
+	// "length", Anthropic "max_tokens", Gemini "MAX_TOKENS", Responses
+	// incomplete with reason "max_output_tokens"). This is a normal
+	// completion, not an error: see Response.Truncated.
+	StopLength = "length"
+	// StopToolCalls: the model stopped to call tools (chat "tool_calls",
+	// Anthropic "tool_use").
+	StopToolCalls = "tool_calls"
+	// StopContentFilter: the provider's safety filter ended the answer (chat
+	// "content_filter", Anthropic "refusal", Gemini "SAFETY", "RECITATION",
+	// "PROHIBITED_CONTENT", ..., Responses incomplete with reason
+	// "content_filter"). A completion, not an error.
+	StopContentFilter = "content_filter"
+	// StopMaxAnswerChars: the client stopped reading at
+	// Request.MaxAnswerChars. See Response.Cut.
+	StopMaxAnswerChars = "max_answer_chars"
+)
+
+// Truncated reports whether the model stopped at its output token limit
+// (StopReason is StopLength): the answer is whole as far as the gateway is
+// concerned, but the model had more to say.
+func (r *Response) Truncated() bool { return r.StopReason == StopLength }
+
+// Cut reports whether the client stopped reading the answer at
+// Request.MaxAnswerChars (StopReason is StopMaxAnswerChars).
+func (r *Response) Cut() bool { return r.StopReason == StopMaxAnswerChars }
+
+// normStop maps a provider's stop reason to a Stop* constant, or to its
+// lower-case form when it is none of them.
+func normStop(raw string) string {
+	s := strings.ToLower(strings.TrimSpace(raw))
+	switch s {
+	case "stop", "end_turn", "stop_sequence", "completed", "end":
+		return StopEnd
+	case "length", "max_tokens", "max_output_tokens", "model_context_window_exceeded":
+		return StopLength
+	case "tool_calls", "tool_use", "function_call":
+		return StopToolCalls
+	case "content_filter", "refusal", "safety", "recitation", "blocklist", "prohibited_content", "spii", "image_safety":
+		return StopContentFilter
+	}
+	return s
 }
 
 // Format is a gateway wire format.

@@ -18,10 +18,11 @@ type wire interface {
 	url(c *Client, model string, stream bool) string
 	auth(h http.Header, key string)
 	encode(req *Request, stream bool, drop paramSet) ([]byte, error)
-	// streamEvent handles one SSE event; done reports the end of the answer.
+	// streamEvent handles one SSE event; done reports the format's terminal
+	// marker ([DONE], response.completed, message_stop). It sets st.ended
+	// when the format's stop reason arrives: without it the answer is cut,
+	// whether or not a terminal marker came (see streamState.end).
 	streamEvent(st *streamState, ev sse.Event) (done bool, err error)
-	// streamEnd is called when the body ends without done.
-	streamEnd(st *streamState) error
 	// decodeBody decodes a whole (non-streaming) answer into st.bodyText,
 	// st.bodyReasoning and st.resp.
 	decodeBody(st *streamState, b []byte) error
@@ -195,11 +196,14 @@ func (st *streamState) maybeBodyError(data []byte) error {
 	return e
 }
 
-func errBrokenStream(st *streamState) error {
+// errIncomplete is the error of a stream that ended without its stop
+// reason; why describes how it ended. A stream without a single event is an
+// empty answer, a server failure, rather than a cut one.
+func errIncomplete(st *streamState, why string) error {
 	if st.events == 0 {
 		return &Error{Kind: KindServer, Message: "the gateway sent an empty stream", RequestID: st.reqID}
 	}
-	return &Error{Kind: KindServer, Message: "the stream ended before the answer was complete", RequestID: st.reqID}
+	return &Error{Kind: KindIncomplete, Message: why, RequestID: st.reqID}
 }
 
 func errBadJSON(st *streamState, err error) error {

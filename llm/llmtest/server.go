@@ -116,9 +116,30 @@ type Script struct {
 	// Stall stops sending after ErrorAfter text chunks and holds the
 	// connection open until the client goes away or the server closes.
 	Stall bool
+	// StallKeepAlive, with Stall, sends a keep-alive every StallKeepAlive
+	// while stalled instead of silence: an SSE comment (": ping"), or with
+	// StallPings the format's own event without content (a chat chunk with
+	// empty content, a Responses response.in_progress, an Anthropic ping, a
+	// Gemini chunk with an empty text part).
+	StallKeepAlive time.Duration
+	// StallPings makes StallKeepAlive send the format's no-content event
+	// rather than an SSE comment.
+	StallPings bool
+	// Repeat streams the chunks (of Text or Chunks) Repeat times, generated
+	// as they are sent, never held whole: a stream of any size costs the
+	// server one chunk of memory. -1 repeats them until the client goes away.
+	// 0 and 1 stream them once. The final events carry one copy of the text.
+	Repeat int
 	// Truncate ends the stream after the text without the format's
 	// terminal marker ([DONE], response.completed, message_stop, finishReason).
 	Truncate bool
+	// NoStopReason ends the stream with the format's usage and terminal
+	// marker but without its stop reason: a chat finish chunk with
+	// "finish_reason":null then usage and [DONE]; a Responses
+	// response.incomplete without incomplete_details; an Anthropic
+	// message_delta with "stop_reason":null then message_stop; a last Gemini
+	// chunk with usageMetadata and no finishReason.
+	NoStopReason bool
 	// KeepAlive interleaves SSE comment lines (": keep-alive") between events.
 	KeepAlive bool
 	// CRLF uses CRLF line endings in the stream.
@@ -490,6 +511,7 @@ type answer struct {
 	reasoning []string
 	usage     llm.Usage
 	stop      string
+	noStop    bool
 	ttft      time.Duration
 	interval  time.Duration
 	text      string
@@ -507,7 +529,7 @@ func (s *Server) answer(sc Script, opts Options, p Prompt) answer {
 	if size <= 0 {
 		size = opts.ChunkSize
 	}
-	a := answer{ttft: opts.TTFT, stop: sc.StopReason}
+	a := answer{ttft: opts.TTFT, stop: sc.StopReason, noStop: sc.NoStopReason}
 	if sc.TTFT > 0 {
 		a.ttft = sc.TTFT
 	}

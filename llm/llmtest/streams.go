@@ -58,6 +58,30 @@ type frames interface {
 	text(o *sseOut, s string)
 	finish(o *sseOut, a *answer)
 	fail(o *sseOut, msg string)
+	// ping sends the format's event without content.
+	ping(o *sseOut)
+}
+
+// hold keeps a stalled stream open until the client goes away or the server
+// closes, sending the script's keep-alives.
+func (s *Server) hold(ctx context.Context, o *sseOut, fr frames, sc Script) {
+	o.flush()
+	if sc.StallKeepAlive <= 0 {
+		s.sleepUntil(ctx, time.Now().Add(24*time.Hour))
+		return
+	}
+	for s.sleepUntil(ctx, time.Now().Add(sc.StallKeepAlive)) {
+		if sc.StallPings {
+			fr.ping(o)
+		} else {
+			o.buf = append(o.buf, ": ping"...)
+			o.buf = append(o.buf, o.nl...)
+			o.buf = append(o.buf, o.nl...)
+		}
+		if !o.flush() {
+			return
+		}
+	}
 }
 
 func (s *Server) sleepUntil(ctx context.Context, t time.Time) bool {
@@ -125,7 +149,14 @@ func (s *Server) writeStream(w http.ResponseWriter, r *http.Request, f llm.Forma
 			return
 		}
 	}
-	for i, c := range a.chunks {
+	n := len(a.chunks) // chunks to send; -1: endless
+	if sc.Repeat > 1 {
+		n *= sc.Repeat
+	} else if sc.Repeat < 0 && n > 0 {
+		n = -1
+	}
+	for i := 0; n < 0 || i < n; i++ {
+		c := a.chunks[i%len(a.chunks)]
 		if i == sc.ErrorAfter && sc.MidStreamError != "" {
 			fr.fail(o, sc.MidStreamError)
 			end()
@@ -133,8 +164,7 @@ func (s *Server) writeStream(w http.ResponseWriter, r *http.Request, f llm.Forma
 			return
 		}
 		if i == sc.ErrorAfter && sc.Stall {
-			o.flush()
-			s.sleepUntil(ctx, time.Now().Add(24*time.Hour))
+			s.hold(ctx, o, fr, sc)
 			return
 		}
 		if i > 0 && a.interval > 0 {
@@ -148,7 +178,7 @@ func (s *Server) writeStream(w http.ResponseWriter, r *http.Request, f llm.Forma
 			return
 		}
 	}
-	if len(a.chunks) <= sc.ErrorAfter {
+	if n >= 0 && n <= sc.ErrorAfter {
 		if sc.MidStreamError != "" {
 			fr.fail(o, sc.MidStreamError)
 			end()
@@ -156,8 +186,7 @@ func (s *Server) writeStream(w http.ResponseWriter, r *http.Request, f llm.Forma
 			return
 		}
 		if sc.Stall {
-			o.flush()
-			s.sleepUntil(ctx, time.Now().Add(24*time.Hour))
+			s.hold(ctx, o, fr, sc)
 			return
 		}
 	}
@@ -285,7 +314,11 @@ func (c *chatFrames) finish(o *sseOut, a *answer) {
 	}
 	b := append(c.tmp[:0], c.head...)
 	b = append(b, `"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":`...)
-	b = appendJSONString(b, stop)
+	if a.noStop {
+		b = append(b, "null"...)
+	} else {
+		b = appendJSONString(b, stop)
+	}
 	b = append(b, `}]}`...)
 	o.event("", b)
 	if c.usage {
@@ -298,6 +331,8 @@ func (c *chatFrames) finish(o *sseOut, a *answer) {
 	c.tmp = b
 	o.event("", []byte("[DONE]"))
 }
+
+func (c *chatFrames) ping(o *sseOut) { c.delta(o, "content", "") }
 
 func (c *chatFrames) fail(o *sseOut, msg string) {
 	b := append(c.tmp[:0], `{"error":{"message":`...)
@@ -348,7 +383,7 @@ func (r *responsesFrames) response(b []byte, status string, a *answer) []byte {
 	b = append(b, `{"type":"message","id":"msg_1","status":"completed","role":"assistant","content":[{"type":"output_text","annotations":[],"text":`...)
 	b = appendJSONString(b, a.text)
 	b = append(b, `}]}]`...)
-	if status == "incomplete" {
+	if status == "incomplete" && !a.noStop {
 		b = append(b, `,"incomplete_details":{"reason":`...)
 		b = appendJSONString(b, a.stop)
 		b = append(b, '}')
@@ -380,11 +415,15 @@ func (r *responsesFrames) finish(o *sseOut, a *answer) {
 		b = append(b, `,"item_id":"msg_1","output_index":0,"content_index":0,"text":`...)
 		return appendJSONString(b, a.text)
 	})
-	if a.stop != "" && a.stop != "stop" && a.stop != "completed" {
+	if a.noStop || (a.stop != "" && a.stop != "stop" && a.stop != "completed") {
 		r.ev(o, "response.incomplete", func(b []byte) []byte { return r.response(b, "incomplete", a) })
 		return
 	}
 	r.ev(o, "response.completed", func(b []byte) []byte { return r.response(b, "completed", a) })
+}
+
+func (r *responsesFrames) ping(o *sseOut) {
+	r.ev(o, "response.in_progress", func(b []byte) []byte { return r.response(b, "in_progress", nil) })
 }
 
 func (r *responsesFrames) fail(o *sseOut, msg string) {
@@ -474,13 +513,19 @@ func (a *anthropicFrames) finish(o *sseOut, ans *answer) {
 		stop = "end_turn"
 	}
 	b := append(a.tmp[:0], `{"type":"message_delta","delta":{"stop_reason":`...)
-	b = appendJSONString(b, stop)
+	if ans.noStop {
+		b = append(b, "null"...)
+	} else {
+		b = appendJSONString(b, stop)
+	}
 	b = append(b, `,"stop_sequence":null},"usage":{"output_tokens":`...)
 	b = strconv.AppendInt(b, int64(ans.usage.OutputTokens), 10)
 	b = append(b, `}}`...)
 	a.raw(o, "message_delta", b)
 	a.raw(o, "message_stop", append(a.tmp[:0], `{"type":"message_stop"}`...))
 }
+
+func (a *anthropicFrames) ping(o *sseOut) { a.raw(o, "ping", append(a.tmp[:0], `{"type": "ping"}`...)) }
 
 func (a *anthropicFrames) fail(o *sseOut, msg string) {
 	b := append(a.tmp[:0], `{"type":"error","error":{"type":"overloaded_error","message":`...)
@@ -533,8 +578,13 @@ func (g *geminiFrames) finish(o *sseOut, a *answer) {
 	if stop == "" {
 		stop = "STOP"
 	}
+	if a.noStop {
+		stop = ""
+	}
 	o.event("", g.chunk("", false, stop, &a.usage))
 }
+
+func (g *geminiFrames) ping(o *sseOut) { o.event("", g.chunk("", false, "", nil)) }
 
 func (g *geminiFrames) fail(o *sseOut, msg string) {
 	b := append(g.tmp[:0], `{"error":{"code":500,"message":`...)

@@ -250,3 +250,44 @@ func BenchmarkReader(b *testing.B) {
 		}
 	}
 }
+
+// hugeLine is a lazily generated stream: prefix, then n bytes of 'a' with no
+// line ending. It counts the bytes it hands out.
+type hugeLine struct {
+	prefix string
+	n      int
+	read   int
+}
+
+func (h *hugeLine) Read(p []byte) (int, error) {
+	if h.read >= len(h.prefix)+h.n {
+		return 0, io.EOF
+	}
+	k := 0
+	for k < len(p) && h.read < len(h.prefix)+h.n {
+		if h.read < len(h.prefix) {
+			p[k] = h.prefix[h.read]
+		} else {
+			p[k] = 'a'
+		}
+		k++
+		h.read++
+	}
+	return k, nil
+}
+
+// A single 100 MB line — data or comment — is refused after about the
+// limit, never buffered whole.
+func TestReaderRefusesHugeLine(t *testing.T) {
+	t.Parallel()
+	for _, prefix := range []string{"data: ", ": "} {
+		src := &hugeLine{prefix: prefix, n: 100 << 20}
+		rd := NewReader(src)
+		if _, err := rd.Next(); !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("%q: err = %v, want ErrTooLarge", prefix, err)
+		}
+		if src.read > 2*DefaultMaxEventSize || cap(rd.buf) > DefaultMaxEventSize+2 || cap(rd.data) > DefaultMaxEventSize {
+			t.Errorf("%q: read %d bytes, buffers %d and %d for a limit of %d", prefix, src.read, cap(rd.buf), cap(rd.data), DefaultMaxEventSize)
+		}
+	}
+}
