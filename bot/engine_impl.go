@@ -95,6 +95,9 @@ type Options struct {
 	// DeliveryTimeout bounds delivering the final text (or a failure notice)
 	// and persisting the turn, each counted from its start (default 30s).
 	DeliveryTimeout time.Duration
+	// MaxAnswerChars stops an answer past this many characters (marked cut;
+	// default 40,000): a runaway or endless stream cannot grow without bound.
+	MaxAnswerChars int
 	// ResumeWindow: turns a previous process left pending are answered again
 	// when younger than this, else marked interrupted (default 10m).
 	ResumeWindow time.Duration
@@ -183,6 +186,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.MaxAnswerChars <= 0 {
+		opts.MaxAnswerChars = 40_000
 	}
 	if opts.ResumeWindow <= 0 {
 		opts.ResumeWindow = 10 * time.Minute
@@ -598,6 +604,7 @@ func (e *Engine) runTurn(j job) {
 		System:          set.SystemPrompt,
 		Temperature:     set.Temperature,
 		MaxOutputTokens: set.MaxOutputTokens,
+		MaxAnswerChars:  e.opts.MaxAnswerChars,
 	}
 	req.Messages = e.buildRequestMessages(ctx, log, j.key, set.SystemPrompt, hist, m, att.files)
 	notes := strings.Join(att.notes, "\n")
@@ -675,6 +682,14 @@ func (e *Engine) runTurn(j job) {
 	}
 	if text == "" { // images only
 		text = "🖼️"
+	}
+	switch {
+	case resp.Cut():
+		notes = strings.TrimSpace(fmt.Sprintf("✂️ I stopped this answer at %d characters, the limit for one reply.", e.opts.MaxAnswerChars) + "\n" + notes)
+		asst.Error = "cut at max_answer_chars"
+	case resp.Truncated():
+		notes = strings.TrimSpace("✂️ Cut at the model's output limit — ask me to continue, or raise max_output_tokens." + "\n" + notes)
+		asst.Error = "cut at the model's output limit"
 	}
 	if notes != "" {
 		text += "\n\n" + notes
@@ -801,6 +816,8 @@ func userMessage(err error) string {
 		return "🤔 The model returned an empty answer. Try again, or pick another model with /model."
 	case errors.Is(err, context.DeadlineExceeded):
 		return "⏱️ The model took too long to answer. Please try again."
+	case errors.Is(err, llm.ErrIncomplete):
+		return "⚠️ The answer was cut off before the model finished, so it is incomplete. Please ask again."
 	}
 	return "⚠️ " + llm.UserMessage(err)
 }

@@ -108,6 +108,8 @@ func engineOptions(cfg *config.Config, st *storage.Store, client *llm.Client, ca
 		HistoryMessages:          f.History.MaxMessages,
 		ContextTokens:            f.History.ContextTokens,
 		MentionRequiredInThreads: f.MentionRequiredInThreads,
+		MaxAnswerChars:           f.MaxAnswerChars,
+		ResumeWindow:             f.ResumeWindow,
 		Policy: bot.Policy{
 			Admins: a.Admins, AdminRoles: a.AdminRoles, AdminsOnlyModelSwitch: a.AdminsOnlyModelSwitch,
 			AllowUsers: a.AllowUsers, DenyUsers: a.DenyUsers, AllowChannels: a.AllowChannels, DenyChannels: a.DenyChannels,

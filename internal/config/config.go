@@ -188,6 +188,12 @@ type File struct {
 		OpenThreads *bool    `yaml:"open_threads"`
 	} `yaml:"discord"`
 
+	// MaxAnswerChars stops an answer past this many characters (default 40,000).
+	MaxAnswerChars int `yaml:"max_answer_chars"`
+	// ResumeWindow: unfinished replies younger than this are answered again
+	// after a restart, older ones marked interrupted (default 10m).
+	ResumeWindow time.Duration `yaml:"resume_window"`
+
 	// Attachments bounds what is read from files users attach.
 	Attachments Attachments `yaml:"attachments"`
 }
@@ -371,6 +377,9 @@ func (c *Config) validateFile() []error {
 	}
 	if f.RateLimit.PerMinute < 0 || f.RateLimit.Burst < 0 {
 		bad("rate_limit: per_minute and burst must not be negative")
+	}
+	if f.MaxAnswerChars < 0 || f.ResumeWindow < 0 {
+		bad("max_answer_chars and resume_window must not be negative")
 	}
 	if a := f.Attachments; a.MaxBytes < 0 || a.MaxFiles < 0 || a.Timeout < 0 || a.Concurrency < 0 || a.ContextBytes < 0 || a.ConversationBytes < 0 {
 		bad("attachments: max_bytes, max_files, timeout, concurrency, context_bytes and conversation_bytes must not be negative")
