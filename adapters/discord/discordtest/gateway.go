@@ -370,13 +370,31 @@ type Post struct {
 	// NoReplyPing turns off the ping of a reply (by default the replied
 	// author is added to mentions, as in Discord's client).
 	NoReplyPing bool
-	// Attachments are file names to attach.
-	Attachments []string
+	// Attachments are files on the fake's CDN (see AddAttachment).
+	Attachments []Attachment
+	// Forward makes the message a forward of the snapshot (Content is then
+	// the user's optional comment, usually empty). ReplyTo is ignored.
+	Forward *Snapshot
 }
 
 // UserMessage stores a user's message and dispatches MESSAGE_CREATE for it.
 // It returns the stored message (its ID is the snowflake Discord would assign).
 func (s *Server) UserMessage(p Post) Message {
+	m, js := s.storeMessage(p)
+	s.Dispatch("MESSAGE_CREATE", js)
+	return m
+}
+
+// AddMessage stores a user's message without dispatching it: history the
+// bot never saw (written before it joined, say), readable over REST.
+func (s *Server) AddMessage(p Post) Message {
+	m, _ := s.storeMessage(p)
+	return m
+}
+
+// storeMessage stores a user's message and returns it with its
+// MESSAGE_CREATE payload.
+func (s *Server) storeMessage(p Post) (Message, map[string]any) {
 	if p.Author.ID == "" {
 		p.Author = User{ID: AliceID, Username: "alice", GlobalName: "Alice"}
 	}
@@ -396,7 +414,18 @@ func (s *Server) UserMessage(p Post) Message {
 	for _, sm := range roleMentionRE.FindAllStringSubmatch(p.Content, -1) {
 		m.MentionRoles = append(m.MentionRoles, sm[1])
 	}
-	if p.ReplyTo != "" {
+	m.Attachments = append([]Attachment(nil), p.Attachments...)
+	if f := p.Forward; f != nil {
+		sn := *f
+		if sn.MessageID == "" {
+			sn.MessageID = s.newIDLocked()
+		}
+		if sn.ChannelID == "" {
+			sn.ChannelID = s.newIDLocked()
+		}
+		m.Forward = &sn
+		m.ReferenceID = sn.MessageID
+	} else if p.ReplyTo != "" {
 		m.ReferenceID = p.ReplyTo
 		if rm, ok := s.messages[p.ReplyTo]; ok && !p.NoReplyPing {
 			m.Mentions = append(m.Mentions, rm.Author.ID)
@@ -405,19 +434,10 @@ func (s *Server) UserMessage(p Post) Message {
 	s.messages[m.ID] = m
 	s.order[p.ChannelID] = append(s.order[p.ChannelID], m.ID)
 	js := s.messageJSONLocked(m, true)
-	if len(p.Attachments) > 0 {
-		var atts []any
-		for i, name := range p.Attachments {
-			atts = append(atts, map[string]any{"id": m.ID + strconv.Itoa(i), "filename": name, "size": 10,
-				"url": s.URL + "/attachments/" + name, "proxy_url": s.URL + "/attachments/" + name, "content_type": "text/plain"})
-		}
-		js["attachments"] = atts
-	}
 	out := *m
 	s.notifyLocked()
 	s.mu.Unlock()
-	s.Dispatch("MESSAGE_CREATE", js)
-	return out
+	return out, js
 }
 
 // Option is one slash-command option in an interaction.

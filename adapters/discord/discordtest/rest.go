@@ -2,6 +2,7 @@ package discordtest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -31,11 +32,12 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	path, ok := strings.CutPrefix(r.URL.Path, apiPrefix)
 	authorized := r.Header.Get("Authorization") == "Bot "+s.opts.Token
+	contentType := r.Header.Get("Content-Type")
 	var rep reply
 	if !ok {
 		rep = jsonErr(http.StatusNotFound, 0, "404: Not Found")
 	} else {
-		rep = s.route(r.Method, path, r.URL.Query(), body, authorized)
+		rep = s.route(r.Method, path, contentType, body, authorized)
 	}
 	if rep.status == 0 {
 		rep.status = http.StatusOK
@@ -46,7 +48,8 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 	}
 	s.calls = append(s.calls, Call{
 		Time: time.Now(), Method: r.Method, Path: path, Query: r.URL.RawQuery,
-		Body: body, Status: rep.status, Authorized: authorized,
+		Body: body, ContentType: contentType, Payload: payloadOf(contentType, body),
+		Status: rep.status, Authorized: authorized,
 	})
 	if rep.status == http.StatusTooManyRequests {
 		s.limited++
@@ -98,7 +101,24 @@ func match(segs []string, pattern ...string) bool {
 	return true
 }
 
-func (s *Server) route(method, path string, q map[string][]string, body []byte, authorized bool) reply {
+// payloadOf returns the JSON of a request body: the body itself, or the
+// payload_json part of a multipart/form-data body (nil when absent).
+func payloadOf(contentType string, body []byte) []byte {
+	if !isMultipart(contentType) {
+		return body
+	}
+	mm, err := decodeMultipart(contentType, body, math.MaxInt64)
+	if err != nil {
+		return nil
+	}
+	return mm.payload
+}
+
+func isMultipart(contentType string) bool {
+	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(contentType)), "multipart/form-data")
+}
+
+func (s *Server) route(method, path, contentType string, body []byte, authorized bool) reply {
 	segs := strings.Split(strings.Trim(path, "/"), "/")
 	webhook := len(segs) > 0 && (segs[0] == "webhooks" || segs[0] == "interactions")
 	if !authorized && !webhook {
@@ -124,7 +144,9 @@ func (s *Server) route(method, path string, q map[string][]string, body []byte, 
 		}
 		return reply{status: http.StatusNoContent}
 	case method == http.MethodPost && match(segs, "channels", "*", "messages"):
-		return s.limitWrite(segs[1], func() reply { return s.createMessage(segs[1], body) })
+		return s.limitWrite(segs[1], func() reply { return s.createMessage(segs[1], contentType, body) })
+	case method == http.MethodGet && match(segs, "channels", "*", "messages", "*"):
+		return s.getMessage(segs[1], segs[3])
 	case method == http.MethodPatch && match(segs, "channels", "*", "messages", "*"):
 		return s.limitWrite(segs[1], func() reply { return s.editMessage(segs[1], segs[3], body) })
 	case method == http.MethodDelete && match(segs, "channels", "*", "messages", "*"):
@@ -246,10 +268,11 @@ func (s *Server) getChannel(id string) reply {
 }
 
 type writeBody struct {
-	Content          *string          `json:"content"`
-	AllowedMentions  json.RawMessage  `json:"allowed_mentions"`
-	MessageReference *json.RawMessage `json:"message_reference"`
-	Flags            int              `json:"flags"`
+	Content          *string            `json:"content"`
+	Attachments      []uploadAttachment `json:"attachments"`
+	AllowedMentions  json.RawMessage    `json:"allowed_mentions"`
+	MessageReference *json.RawMessage   `json:"message_reference"`
+	Flags            int                `json:"flags"`
 }
 
 func checkContent(content string) (reply, bool) {
@@ -266,17 +289,40 @@ func checkContent(content string) (reply, bool) {
 	return reply{}, true
 }
 
-func (s *Server) createMessage(channel string, body []byte) reply {
+// createMessage answers POST /channels/{id}/messages: a JSON body, or a
+// multipart/form-data body with payload_json and files[n] (see
+// decodeMultipart and matchAttachments). A message needs content or files.
+func (s *Server) createMessage(channel, contentType string, body []byte) reply {
+	var files []File
+	if isMultipart(contentType) {
+		mm, err := decodeMultipart(contentType, body, s.opts.UploadLimit)
+		if err != nil {
+			var fe errForm
+			if errors.As(err, &fe) {
+				return fe.rep
+			}
+			return jsonErr(http.StatusBadRequest, 50035, "Invalid Form Body")
+		}
+		body, files = mm.payload, mm.files
+	}
 	var wb writeBody
 	if err := json.Unmarshal(body, &wb); err != nil {
 		return jsonErr(http.StatusBadRequest, 50109, "The request body contains invalid JSON.")
+	}
+	files, err := matchAttachments(wb.Attachments, wb.Attachments != nil, files)
+	if err != nil {
+		var fe errForm
+		errors.As(err, &fe)
+		return fe.rep
 	}
 	content := ""
 	if wb.Content != nil {
 		content = *wb.Content
 	}
-	if rep, ok := checkContent(content); !ok {
-		return rep
+	if content != "" || len(files) == 0 {
+		if rep, ok := checkContent(content); !ok {
+			return rep
+		}
 	}
 	s.mu.Lock()
 	c, ok := s.channels[channel]
@@ -285,7 +331,10 @@ func (s *Server) createMessage(channel string, body []byte) reply {
 		return jsonErr(http.StatusNotFound, 10003, "Unknown Channel")
 	}
 	m := &Message{ID: s.newIDLocked(), ChannelID: channel, GuildID: c.GuildID, Author: s.botUser(), Content: content,
-		AllowedMentions: wb.AllowedMentions, Created: time.Now()}
+		AllowedMentions: wb.AllowedMentions, Created: time.Now(), Files: files}
+	for _, f := range files {
+		m.Attachments = append(m.Attachments, s.addAttachmentLocked(CDNFile{ChannelID: channel, Name: f.Name, ContentType: f.ContentType, Data: f.Data}))
+	}
 	if wb.MessageReference != nil {
 		var ref struct {
 			MessageID       string `json:"message_id"`
@@ -566,7 +615,7 @@ var (
 // referenced message (as in MESSAGE_CREATE dispatches). Callers hold s.mu.
 func (s *Server) messageJSONLocked(m *Message, full bool) map[string]any {
 	typ := 0
-	if m.ReferenceID != "" {
+	if m.ReferenceID != "" && m.Forward == nil {
 		typ = 19
 	}
 	mentions := []any{}
@@ -589,7 +638,7 @@ func (s *Server) messageJSONLocked(m *Message, full bool) map[string]any {
 	out := map[string]any{
 		"id": m.ID, "channel_id": m.ChannelID, "content": m.Content, "author": userJSON(m.Author),
 		"timestamp": m.Created.UTC().Format(time.RFC3339Nano), "type": typ, "tts": false,
-		"mention_everyone": false, "mention_roles": roles, "attachments": []any{}, "embeds": []any{},
+		"mention_everyone": false, "mention_roles": roles, "attachments": attachmentsJSON(m.Attachments), "embeds": []any{},
 		"pinned": false, "flags": 0,
 	}
 	if !m.Edited.IsZero() {
@@ -601,7 +650,16 @@ func (s *Server) messageJSONLocked(m *Message, full bool) map[string]any {
 			out["member"] = map[string]any{"roles": []string{}, "joined_at": "2024-01-01T00:00:00Z", "deaf": false, "mute": false}
 		}
 	}
-	if m.ReferenceID != "" {
+	if f := m.Forward; f != nil {
+		// A forward: type 0, a FORWARD reference to the original and its
+		// snapshot; Discord sends no referenced_message for it.
+		ref := map[string]any{"type": 1, "message_id": f.MessageID, "channel_id": f.ChannelID}
+		if f.GuildID != "" {
+			ref["guild_id"] = f.GuildID
+		}
+		out["message_reference"] = ref
+		out["message_snapshots"] = []any{snapshotJSON(*f)}
+	} else if m.ReferenceID != "" {
 		ref := map[string]any{"message_id": m.ReferenceID, "channel_id": m.ChannelID}
 		if m.GuildID != "" {
 			ref["guild_id"] = m.GuildID

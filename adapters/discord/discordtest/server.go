@@ -2,8 +2,9 @@
 // tools: the REST routes a bot uses (with rate-limit headers, a per-channel
 // write budget enforced with 429s, and 404 for everything else) and the
 // gateway (HELLO, IDENTIFY/RESUME, READY, heartbeats, dispatches, dropping
-// the connection and replaying events on RESUME). Every REST call is
-// recorded. Drive it with the real discordgo client: point it at APIURL.
+// the connection and replaying events on RESUME), and a CDN serving
+// attachments (see files.go). Every REST and CDN call is recorded. Drive it
+// with the real discordgo client: point it at APIURL.
 //
 // New builds a server without a testing.TB (for load tools); NewTest also
 // registers Close with t.Cleanup.
@@ -112,6 +113,9 @@ type Options struct {
 	// InteractionTimeout is how long an interaction may go unanswered
 	// before its callback is refused (Discord: 3 s). Default 3 s.
 	InteractionTimeout time.Duration
+	// UploadLimit is the bytes of files one message may carry; more is
+	// refused with 413 (code 40005). Default DefaultUploadLimit (10 MiB).
+	UploadLimit int64
 }
 
 // Message is a message stored by the fake.
@@ -123,6 +127,13 @@ type Message struct {
 	Content   string
 	// ReferenceID is the message this one replies to.
 	ReferenceID string
+	// Forward is the forwarded message when this message is a forward
+	// (message_reference type 1 with message_snapshots).
+	Forward *Snapshot
+	// Attachments are the message's files as Discord describes them (on the
+	// fake's CDN); Files are the files the bot uploaded with it, as sent.
+	Attachments []Attachment
+	Files       []File
 	// Mentions are the user ids the message mentions, MentionRoles the role ids.
 	Mentions     []string
 	MentionRoles []string
@@ -142,6 +153,11 @@ type Call struct {
 	Path  string
 	Query string
 	Body  []byte
+	// ContentType is the request's Content-Type header.
+	ContentType string
+	// Payload is the JSON of the request: the body, or the payload_json
+	// part of a multipart/form-data body.
+	Payload []byte
 	// Status is the HTTP status the fake answered.
 	Status int
 	// Authorized is true when the request carried the right bot token.
@@ -215,6 +231,8 @@ type Server struct {
 	commands     map[string]json.RawMessage
 	interactions map[string]*Interaction
 	byToken      map[string]string
+	cdn          map[string]*cdnEntry // escaped path -> file
+	cdnCalls     []CDNRequest
 	changed      chan struct{}
 
 	gw gateway
@@ -250,6 +268,9 @@ func New(opts Options) (*Server, error) {
 	if opts.InteractionTimeout <= 0 {
 		opts.InteractionTimeout = 3 * time.Second
 	}
+	if opts.UploadLimit <= 0 {
+		opts.UploadLimit = DefaultUploadLimit
+	}
 	if opts.Guilds == nil && !opts.NoGuilds {
 		opts.Guilds = []Guild{{
 			ID: DefaultGuildID, Name: "Test Server",
@@ -280,6 +301,7 @@ func New(opts Options) (*Server, error) {
 		commands:     make(map[string]json.RawMessage),
 		interactions: make(map[string]*Interaction),
 		byToken:      make(map[string]string),
+		cdn:          make(map[string]*cdnEntry),
 		changed:      make(chan struct{}),
 	}
 	s.users[opts.BotID] = s.botUser()
@@ -300,6 +322,7 @@ func New(opts Options) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/gateway", s.serveGateway)
 	mux.HandleFunc("/gateway/", s.serveGateway)
+	mux.HandleFunc("/attachments/", s.serveCDN)
 	mux.HandleFunc("/", s.serveREST)
 	// URL is set before the server starts serving, so handlers read it
 	// without a race.
