@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/cometbot/cometbot/bot"
+	"github.com/cometbot/cometbot/internal/fetch"
 )
 
 // Engine is what the adapter needs from the conversation engine
@@ -92,6 +93,7 @@ type Adapter struct {
 	chans     *boundedMap[chanInfo]
 	roles     *boundedMap[roleInfo]
 	convs     *boundedMap[string]
+	authors   *boundedMap[string] // message id -> author's name ("" = unknown), for forwards
 	seen      *boundedMap[struct{}]
 	noThreads *boundedMap[time.Time]
 
@@ -107,6 +109,9 @@ func New(cfg Config, engine Engine) (*Adapter, error) {
 	cfg.applyDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Fetcher == nil {
+		cfg.Fetcher = fetch.New(fetch.Config{AllowHosts: fetchHosts(cfg.APIURL)})
 	}
 	routeLibraryLogs()
 	s, err := discordgo.New(cfg.token())
@@ -125,6 +130,7 @@ func New(cfg Config, engine Engine) (*Adapter, error) {
 		chans:     newBoundedMap[chanInfo](chanCacheSize),
 		roles:     newBoundedMap[roleInfo](roleCacheSize),
 		convs:     newBoundedMap[string](convMapSize),
+		authors:   newBoundedMap[string](authorCacheSize),
 		seen:      newBoundedMap[struct{}](seenInteraction),
 		noThreads: newBoundedMap[time.Time](1024),
 		readyCh:   make(chan struct{}, 1),

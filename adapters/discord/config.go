@@ -17,6 +17,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/cometbot/cometbot/internal/fetch"
 )
 
 // DefaultAPIURL is Discord's REST base, including the API version.
@@ -28,6 +30,10 @@ const discordgoAPI = "https://discord.com/api/v9"
 
 // messageLimit is Discord's cap on one message's content.
 const messageLimit = 2000
+
+// DefaultUploadLimit is the default Config.UploadLimit: Discord's 10 MiB
+// per message for servers without boosts, which holds everywhere.
+const DefaultUploadLimit = 10 << 20
 
 // Canonical command names the engine understands.
 var canonicalCommands = []string{"model", "reset", "system", "usage", "forget", "help"}
@@ -83,6 +89,19 @@ type Config struct {
 	// Transport is wrapped to route requests under APIURL. Default: a client
 	// with a 20 s timeout.
 	HTTPClient *http.Client
+	// Fetcher downloads the files users attach: the process's one shared
+	// safe fetcher (internal/fetch), built by cmd so that its limits and
+	// concurrency hold across platforms. Attachments are fetched without
+	// any authorization header (Discord's CDN links are signed). When nil
+	// the adapter builds one allowing fetch.DefaultHosts plus the host:port
+	// of APIURL (a REST proxy or a loopback fake serving files too).
+	Fetcher *fetch.Fetcher
+	// UploadLimit is the most bytes of files one message may carry when
+	// the bot posts files (generated images). Discord allows 10 MiB in
+	// servers without boosts, more in boosted ones. Files are grouped into
+	// as few messages as fit; a file larger than the limit by itself is
+	// skipped and reported in Upload's error. Default DefaultUploadLimit.
+	UploadLimit int64
 }
 
 // DefaultConfig returns a Config with every default filled in and
@@ -121,6 +140,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 20 * time.Second}
+	}
+	if c.UploadLimit <= 0 {
+		c.UploadLimit = DefaultUploadLimit
 	}
 }
 

@@ -138,7 +138,12 @@ func (a *Adapter) putRole(r *discordgo.Role, botName string) {
 // messages, webhooks, system messages such as joins and pins) and queues
 // the rest for the channel's worker.
 func (a *Adapter) onMessage(m *discordgo.Message) {
-	if m == nil || m.Author == nil || m.Author.Bot || m.WebhookID != "" {
+	if m == nil || m.Author == nil {
+		return
+	}
+	// Remember who wrote what, so that a forward of it can be attributed.
+	a.authors.Put(m.ID, userName(m.Author, m.Member))
+	if m.Author.Bot || m.WebhookID != "" {
 		return
 	}
 	if m.Type != discordgo.MessageTypeDefault && m.Type != discordgo.MessageTypeReply {
@@ -159,6 +164,7 @@ func (a *Adapter) handleMessage(ctx context.Context, m *discordgo.Message) {
 	if !ok {
 		return
 	}
+	a.fillForwardAuthors(ctx, m, msg.Forwards)
 	err := a.engine.HandleMessage(ctx, msg, &output{a: a, t: tgt})
 	switch {
 	case err == nil:
@@ -255,15 +261,13 @@ func (a *Adapter) normalize(ctx context.Context, m *discordgo.Message) (bot.Mess
 		Text:         text,
 		Time:         m.Timestamp,
 	}
-	for _, at := range m.Attachments {
-		if at == nil {
-			continue
-		}
-		msg.Attachments = append(msg.Attachments, bot.Attachment{Name: at.Filename, MIMEType: at.ContentType, URL: at.URL, Size: int64(at.Size)})
-	}
+	msg.Attachments = a.attachments(m.Attachments)
+	msg.Forwards = a.forwards(m, id)
 	// Without the Message Content intent Discord blanks messages that are
-	// not addressed to the bot: nothing to answer.
-	if text == "" && len(msg.Attachments) == 0 && !mentioned && !continuesBot {
+	// not addressed to the bot (text, files and forwards): nothing to answer.
+	// A message with only files or only a forward goes wherever it would go
+	// with text.
+	if text == "" && len(msg.Attachments) == 0 && len(msg.Forwards) == 0 && !mentioned && !continuesBot {
 		return msg, target{}, false
 	}
 	tgt := target{channel: m.ChannelID, source: m.ID, guild: m.GuildID}
@@ -292,6 +296,9 @@ func (a *Adapter) normalize(ctx context.Context, m *discordgo.Message) (bot.Mess
 		if a.cfg.OpenThreads && (!known || info.threadable()) && !a.threadsBlocked(m.ChannelID) {
 			tgt.openThread = true
 			tgt.text, tgt.botName = text, id.botName // the thread is named when opened
+			if text == "" && len(msg.Forwards) > 0 {
+				tgt.text = msg.Forwards[0].Text
+			}
 		} else {
 			tgt.replyRef = true
 		}

@@ -34,6 +34,9 @@ type fakeEngine struct {
 	cmdDelay time.Duration
 	answer   func(c bot.Command) bot.Answer
 	choices  []bot.Choice
+	// files returns files to Upload after Finish; uploads records the results.
+	files   func(m bot.Message) []bot.File
+	uploads []error
 
 	wg sync.WaitGroup
 }
@@ -63,6 +66,10 @@ func (e *fakeEngine) HandleMessage(ctx context.Context, m bot.Message, out bot.O
 	e.msgs = append(e.msgs, m)
 	deltas := e.reply(m)
 	delay, first := e.delay, e.first
+	var files []bot.File
+	if e.files != nil {
+		files = e.files(m)
+	}
 	e.wg.Add(1)
 	e.mu.Unlock()
 	go func() {
@@ -88,6 +95,17 @@ func (e *fakeEngine) HandleMessage(ctx context.Context, m bot.Message, out bot.O
 		}
 		if err := r.Finish(ctx, full.String()); err != nil {
 			e.fail(err)
+		}
+		if len(files) > 0 {
+			up, ok := r.(bot.FileUploader)
+			if !ok {
+				e.fail(errors.New("the reply is not a bot.FileUploader"))
+				return
+			}
+			err := up.Upload(ctx, files)
+			e.mu.Lock()
+			e.uploads = append(e.uploads, err)
+			e.mu.Unlock()
 		}
 	}()
 	return nil
@@ -124,6 +142,13 @@ func (e *fakeEngine) messages() []bot.Message {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return append([]bot.Message(nil), e.msgs...)
+}
+
+// uploadResults returns the errors of the Upload calls made so far.
+func (e *fakeEngine) uploadResults() []error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]error(nil), e.uploads...)
 }
 
 func (e *fakeEngine) commands() []bot.Command {
@@ -280,8 +305,8 @@ func checkAllowedMentions(t *testing.T, srv *discordtest.Server) {
 				AllowedMentions json.RawMessage `json:"allowed_mentions"`
 			} `json:"data"`
 		}
-		if err := json.Unmarshal(c.Body, &body); err != nil {
-			t.Errorf("%s %s: body %q: %v", c.Method, c.Path, c.Body, err)
+		if err := json.Unmarshal(c.Payload, &body); err != nil {
+			t.Errorf("%s %s: payload %q: %v", c.Method, c.Path, c.Payload, err)
 			continue
 		}
 		am := body.AllowedMentions
