@@ -2,7 +2,9 @@
 // gateway session, turns mentions, DMs and thread messages into bot.Message
 // values for the engine, streams the engine's replies by editing messages at a
 // pace Discord accepts, and serves the slash commands (/model with
-// autocomplete, /reset, /system, /usage, /forget, /help).
+// autocomplete, /reset, /system, /usage, /forget, /help). Files go both
+// ways (files.go): attachments and forwarded messages reach the engine with
+// a Fetch through the shared safe fetcher, and replies post generated files.
 //
 // Every REST call and the gateway lookup go under Config.APIURL, so the
 // adapter can run behind a REST proxy or against the loopback fake in

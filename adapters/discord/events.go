@@ -164,7 +164,9 @@ func (a *Adapter) handleMessage(ctx context.Context, m *discordgo.Message) {
 	if !ok {
 		return
 	}
-	a.fillForwardAuthors(ctx, m, msg.Forwards)
+	if mayBeAnswered(msg) {
+		a.fillForwardAuthors(ctx, m, msg.Forwards)
+	}
 	err := a.engine.HandleMessage(ctx, msg, &output{a: a, t: tgt})
 	switch {
 	case err == nil:

@@ -258,6 +258,14 @@ func (a *Adapter) fillForwardAuthors(ctx context.Context, m *discordgo.Message, 
 	}
 }
 
+// mayBeAnswered reports whether the engine may answer msg (a DM, an
+// address, or a thread that may be the bot's), so that work only such a
+// message needs, like looking up a forward's author, is not spent on
+// chatter in channels.
+func mayBeAnswered(msg bot.Message) bool {
+	return msg.DM || msg.Mentioned || msg.ContinuesBot || msg.Thread != ""
+}
+
 func (a *Adapter) forwardAuthor(ctx context.Context, m *discordgo.Message) string {
 	ref := m.MessageReference
 	if rm := m.ReferencedMessage; rm != nil && rm.Author != nil {

@@ -494,3 +494,20 @@ func TestUploadBeforeFinishIsRefused(t *testing.T) {
 		t.Errorf("Upload of nothing = %v", err)
 	}
 }
+
+func TestMayBeAnswered(t *testing.T) {
+	for _, tc := range []struct {
+		m    bot.Message
+		want bool
+	}{
+		{bot.Message{DM: true}, true},
+		{bot.Message{Mentioned: true}, true},
+		{bot.Message{ContinuesBot: true}, true},
+		{bot.Message{Thread: "1"}, true},
+		{bot.Message{Channel: "1"}, false},
+	} {
+		if got := mayBeAnswered(tc.m); got != tc.want {
+			t.Errorf("mayBeAnswered(%+v) = %v", tc.m, got)
+		}
+	}
+}
