@@ -112,7 +112,7 @@ func TestFetchHosts(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("fetchHosts = %v, want %v", got, want)
 	}
-	if got := fetchHosts(DefaultAPIURL); got[len(got)-1] != "discord.com" || len(fetch.DefaultHosts) != len(got)-1 {
+	if got := fetchHosts(DefaultAPIURL); got[len(got)-1] != fetch.HostOf(DefaultAPIURL) || len(fetch.DefaultHosts) != len(got)-1 {
 		t.Errorf("fetchHosts(default) = %v; DefaultHosts now %v", got, fetch.DefaultHosts)
 	}
 }
