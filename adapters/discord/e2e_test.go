@@ -1,13 +1,17 @@
 package discord
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cometbot/cometbot/adapters/discord/discordtest"
+	"github.com/cometbot/cometbot/bot"
 	"github.com/cometbot/cometbot/bot/bottest"
+	"github.com/cometbot/cometbot/llm"
 	"github.com/cometbot/cometbot/llm/llmtest"
 )
 
@@ -305,4 +309,61 @@ func TestE2EPacingTenStreamsInOneChannel(t *testing.T) {
 		edits += m.Edits
 	}
 	t.Logf("%d streams: %d posts, %d edits", streams, streams, edits)
+}
+
+// withImage is the engine's model (the real client, talking to the fake
+// gateway) with one generated image added to every answer: the llm client
+// does not decode images a model generates from the wire yet.
+type withImage struct {
+	bot.Model
+	img llm.Image
+}
+
+func (m withImage) Stream(ctx context.Context, req llm.Request, onDelta func(llm.Delta) error) (*llm.Response, error) {
+	resp, err := m.Model.Stream(ctx, req, onDelta)
+	if err == nil {
+		resp.Images = append(resp.Images, m.img)
+	}
+	return resp, err
+}
+
+func TestE2EImageOnlyDMAndGeneratedImage(t *testing.T) {
+	t.Parallel()
+	photo, drawn := pngBytes(5000), pngBytes(3000)
+	h := bottest.New(t, bottest.Options{
+		Gateway: llmtest.Options{Reply: "A cat on a mat. Here is another."},
+		Engine: func(o *bot.Options) {
+			o.Model = withImage{Model: o.Model, img: llm.Image{MIMEType: "image/png", Data: drawn}}
+		},
+	})
+	e := start(t, h.Engine, envOpts{})
+	dm := e.srv.DMChannel(discordtest.AliceID)
+	att := e.srv.AddAttachment(discordtest.CDNFile{ChannelID: dm, Name: "photo.png", ContentType: "image/png", Data: photo})
+	e.srv.UserMessage(discordtest.Post{ChannelID: dm, Attachments: []discordtest.Attachment{att}})
+	e.waitFor("the answer and the generated image", func() bool {
+		ms := e.srv.BotMessages(dm)
+		return len(ms) == 2 && len(ms[1].Files) == 1
+	})
+	p, _ := h.LastPrompt()
+	var user llm.Message
+	for _, m := range p.Messages {
+		if m.Role == llm.RoleUser {
+			user = m
+		}
+	}
+	if len(user.Images) != 1 || !bytes.Equal(user.Images[0].Data, photo) {
+		t.Errorf("last user turn: %q with %d images; want the photo's bytes", user.Content, len(user.Images))
+	}
+	ms := e.srv.BotMessages(dm)
+	if ms[0].Content != "A cat on a mat. Here is another." {
+		t.Errorf("answer = %q", ms[0].Content)
+	}
+	if f := ms[1].Files[0]; !bytes.Equal(f.Data, drawn) || f.ContentType != "image/png" || !strings.HasSuffix(f.Name, ".png") {
+		t.Errorf("uploaded %s %s, %d bytes; want the generated PNG", f.Name, f.ContentType, len(f.Data))
+	}
+	e.waitFor("the CDN request to be recorded", func() bool { return len(e.srv.CDNRequests()) > 0 })
+	if reqs := e.srv.CDNRequests(); len(reqs) != 1 || reqs[0].Authorization {
+		t.Errorf("CDN requests = %+v", reqs)
+	}
+	checkAllowedMentions(t, e.srv)
 }
