@@ -51,7 +51,9 @@ func buildPlatforms(cfg *config.Config, c *core, log *slog.Logger) ([]namedPlatf
 		}
 	}
 	if cfg.Discord.Enabled() {
-		a, err := discord.New(discordConfig(cfg, log), c.engine)
+		dc := discordConfig(cfg, log)
+		dc.Fetcher = c.fetcher
+		a, err := discord.New(dc, c.engine)
 		if err != nil {
 			return nil, nil, err
 		}
