@@ -272,3 +272,35 @@ func (m imageModel) Stream(_ context.Context, _ llm.Request, onDelta func(llm.De
 	}
 	return &llm.Response{Text: "here it is", Images: []llm.Image{m.img}}, nil
 }
+
+// failingUploadOut has a message from the start and refuses uploads.
+type failingUploadOut struct {
+	*recOut
+	err error
+}
+
+func (o *failingUploadOut) Start(ctx context.Context) (Reply, error) { _, _ = o.recOut.Start(ctx); return o, nil }
+func (o *failingUploadOut) OnRef(fn func(string))                    { fn("msg-1") }
+func (o *failingUploadOut) Upload(context.Context, []File) error     { return o.err }
+
+func TestFailedUploadIsSaid(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("discord: x.png: %w", ErrFileTooLarge), "larger than this platform accepts"},
+		{fixErr{errors.New("missing_scope")}, "I couldn't post the image the model made — add the files:read scope"},
+		{errors.New("boom"), "I couldn't post the image the model made."},
+	}
+	for _, tt := range tests {
+		h := newHarness(t, nil)
+		h.e.opts.Model = imageModel{llm.Image{MIMEType: "image/png", Data: pngBytes}}
+		out := &failingUploadOut{recOut: newOut(), err: tt.err}
+		if err := h.e.HandleMessage(context.Background(), dm("draw", "1"), out); err != nil {
+			t.Fatal(err)
+		}
+		if final, _ := out.wait(t); !strings.HasPrefix(final, "here it is") || !strings.Contains(final, tt.want) {
+			t.Errorf("final = %q, want %q", final, tt.want)
+		}
+	}
+}

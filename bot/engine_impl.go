@@ -702,18 +702,44 @@ func (e *Engine) runTurn(j job) {
 	// place by the next process.
 	fctx, fcancel := final()
 	defer fcancel()
+	upload := func() error {
+		err := reply.(FileUploader).Upload(fctx, genImgs.files)
+		if err != nil {
+			log.Warn("upload generated images", "err", err)
+		}
+		return err
+	}
+	// Images go under the answer's message. When that message already
+	// exists they are posted first, so a failure can still be said in the
+	// final text; otherwise after it.
+	uploadFirst := len(genImgs.files) > 0 && t.hasRef()
+	if uploadFirst {
+		if err := upload(); err != nil {
+			text = strings.TrimSpace(strings.TrimSuffix(text, "🖼️") + "\n\n" + uploadNote(err))
+		}
+	}
 	status, reason := storage.StatusOK, ""
 	if err := reply.Finish(fctx, text); err != nil {
 		log.Warn("deliver reply", "err", err)
 		status, reason = storage.StatusFailed, "delivery: "+err.Error()
 	}
-	if len(genImgs.files) > 0 && status == storage.StatusOK {
-		if err := reply.(FileUploader).Upload(fctx, genImgs.files); err != nil {
-			log.Warn("upload generated images", "err", err)
-		}
+	if len(genImgs.files) > 0 && !uploadFirst && status == storage.StatusOK {
+		_ = upload()
 	}
 	endAs(status, reason, e.usageEntry(m, set.Model, resp.Usage, cost))
 	log.Debug("turn done", "model", set.Model, "in", resp.Usage.InputTokens, "out", resp.Usage.OutputTokens, "took", e.opts.Now().Sub(j.queued))
+}
+
+// uploadNote explains a generated image that could not be posted.
+func uploadNote(err error) string {
+	if errors.Is(err, ErrFileTooLarge) {
+		return "🖼️ The image the model made is larger than this platform accepts, so I couldn't post it."
+	}
+	var fixer interface{ Fix() string }
+	if errors.As(err, &fixer) {
+		return "🖼️ I couldn't post the image the model made — " + fixer.Fix() + "."
+	}
+	return "🖼️ I couldn't post the image the model made."
 }
 
 // interrupt answers a queued turn that shutdown overtook. Where the reply

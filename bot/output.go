@@ -1,6 +1,9 @@
 package bot
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // Output is implemented by adapters: it is where the engine's reply to one
 // incoming message goes. The engine decides what to say; the adapter decides
@@ -36,6 +39,10 @@ type File struct {
 	MIMEType string
 	Data     []byte
 }
+
+// ErrFileTooLarge is wrapped by an Upload error for a file over the
+// platform's upload limit.
+var ErrFileTooLarge = errors.New("the file is larger than the platform accepts")
 
 // FileUploader is implemented by replies that can post files into the
 // conversation (in the reply's thread). The engine calls Upload after

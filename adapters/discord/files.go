@@ -40,7 +40,7 @@ const (
 
 // ErrFileTooLarge is wrapped by Upload's error for each file skipped
 // because it alone exceeds Config.UploadLimit.
-var ErrFileTooLarge = errors.New("larger than Discord's upload limit")
+var ErrFileTooLarge = fmt.Errorf("larger than Discord's upload limit: %w", bot.ErrFileTooLarge)
 
 // fetchHosts is the allow-list of the fetcher the adapter builds when none
 // is configured: Discord's file hosts and the API's host:port.
