@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -309,5 +310,30 @@ func TestBotsOwnFileShareIgnored(t *testing.T) {
 	eng.wait(t, next.TS)
 	if eng.has(own.TS) {
 		t.Fatal("the bot's own file_share reached the engine")
+	}
+}
+
+func TestHTTPModeFileEvent(t *testing.T) {
+	t.Parallel()
+	fake, eng, a := newRecEnv(t, slacktest.Options{}, func(c *Config) { c.AppToken, c.SigningSecret = "", testSecret })
+	srv := newHTTPTestServer(t, a.HTTPHandler())
+	f := fake.AddFile(slacktest.FileSpec{Name: "a.csv", MIMEType: "text/csv", Data: []byte("a,b\n1,2\n")})
+	ev := fake.DM("U1", "D1", "sum it", "").WithFiles(f)
+	body, _ := fake.EventCallback(ev)
+	req, err := slacktest.NewSignedRequest(context.Background(), srv+"/slack/events", testSecret, "application/json", body, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	m := eng.wait(t, ev.TS)
+	if len(m.Attachments) != 1 {
+		t.Fatalf("message %+v", m)
+	}
+	if data, err := m.Attachments[0].Fetch(context.Background()); err != nil || string(data) != "a,b\n1,2\n" {
+		t.Fatalf("Fetch = %q, %v", data, err)
 	}
 }
