@@ -272,6 +272,35 @@ func TestUploadIntoThread(t *testing.T) {
 	}
 }
 
+func TestUploadRetriesRateLimits(t *testing.T) {
+	t.Parallel()
+	a, fake := newOutputEnv(t, nil)
+	fake.RateLimitNext("files.getUploadURLExternal", time.Second)
+	fake.RateLimitNext("files.completeUploadExternal", time.Second)
+	ctx := context.Background()
+	out := &output{a: a, team: "T1", channel: "C1", thread: "1700000000.000042", user: "U1"}
+	r, err := out.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Finish(ctx, "Here."); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.(bot.FileUploader).Upload(ctx, []bot.File{{Name: "a.png", Data: pngBytes}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fake.Uploads("C1", out.thread); len(got) != 1 || !bytes.Equal(got[0].Data, pngBytes) {
+		t.Fatalf("uploads %+v", got)
+	}
+	for _, m := range []string{"files.getUploadURLExternal", "files.completeUploadExternal"} {
+		calls := fake.Calls(m)
+		if len(calls) != 2 || calls[0].Status != http.StatusTooManyRequests || !calls[1].OK() ||
+			calls[1].Time.Sub(calls[0].Time) < time.Second {
+			t.Errorf("%s: %+v, want a 429 and a retry after Retry-After", m, calls)
+		}
+	}
+}
+
 func TestUploadWithoutFilesWriteHasFix(t *testing.T) {
 	t.Parallel()
 	a, fake := newOutputEnv(t, nil)

@@ -248,7 +248,8 @@ func (a *Adapter) processIncoming(ctx context.Context, in incoming) {
 	err = a.engine.HandleMessage(ctx, msg, out)
 	switch {
 	case err == nil:
-		a.log.Debug("slack: message accepted", "channel", in.channel, "ts", in.ts, "thread", thread, "retry", in.retry)
+		a.log.Debug("slack: message accepted", "channel", in.channel, "ts", in.ts, "thread", thread, "retry", in.retry,
+			"files", len(msg.Attachments), "shares", len(msg.Forwards))
 	case errors.Is(err, bot.ErrIgnored), errors.Is(err, bot.ErrDuplicate), errors.Is(err, bot.ErrShuttingDown):
 		a.log.Debug("slack: message not answered", "channel", in.channel, "ts", in.ts, "reason", err)
 	default:

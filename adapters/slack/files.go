@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/slack-go/slack"
@@ -276,8 +277,8 @@ func fileURL(f slack.File) string {
 }
 
 // attachmentsOf describes files for the engine. fetcher returns the
-// download function for a URL; files that cannot be downloaded get none,
-// and the engine reports them as not downloadable.
+// download function for a URL, or nil; files without one are reported by
+// the engine as not downloadable.
 func attachmentsOf(files []slack.File, fetcher func(url string) func(context.Context) ([]byte, error)) []bot.Attachment {
 	var out []bot.Attachment
 	for _, f := range files {
@@ -290,9 +291,32 @@ func attachmentsOf(files []slack.File, fetcher func(url string) func(context.Con
 	return out
 }
 
+// mayReceiveToken reports whether the bot token may be sent to rawURL:
+// https on a Slack domain, or the scheme and host of the Web API URL (a
+// fake, or a proxy the operator chose). The fetcher's allow-list says
+// where files may come from; this says where the token may go, which is
+// narrower (the list also holds other platforms' hosts).
+func mayReceiveToken(rawURL, apiURL string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.User != nil {
+		return false
+	}
+	host := strings.ToLower(u.Hostname())
+	if u.Scheme == "https" && (host == "slack.com" || strings.HasSuffix(host, ".slack.com") ||
+		host == "slack-gov.com" || strings.HasSuffix(host, ".slack-gov.com")) {
+		return true
+	}
+	api, err := url.Parse(apiURL)
+	return err == nil && api.Host != "" && u.Scheme == api.Scheme && strings.EqualFold(u.Host, api.Host)
+}
+
 // download returns the function that fetches url with the bot token
-// through the shared fetcher.
+// through the shared fetcher, or nil when the token may not go there.
 func (a *Adapter) download(url string) func(context.Context) ([]byte, error) {
+	if !mayReceiveToken(url, a.cfg.APIURL) {
+		a.log.Warn("slack: not sending the bot token to a file URL outside Slack", "host", fetch.HostOf(url))
+		return nil
+	}
 	return func(ctx context.Context) ([]byte, error) {
 		data, err := a.fetcher.Get(ctx, url, http.Header{"Authorization": {"Bearer " + a.cfg.BotToken}})
 		if err != nil {

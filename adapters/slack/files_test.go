@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,11 +37,42 @@ func TestFileURL(t *testing.T) {
 	}
 }
 
+func TestMayReceiveToken(t *testing.T) {
+	t.Parallel()
+	const api = "https://slack.com/api/"
+	const fake = "http://127.0.0.1:4567/api/"
+	tests := []struct {
+		url, api string
+		want     bool
+	}{
+		{"https://files.slack.com/files-pri/T1-F1/a.png", api, true},
+		{"https://slack.com/files/a", api, true},
+		{"https://files.slack-gov.com/a", api, true},
+		{"http://files.slack.com/a", api, false},
+		{"https://files.slack.com.evil.io/a", api, false},
+		{"https://evilslack.com/a", api, false},
+		{"https://cdn.discordapp.com/a.png", api, false},
+		{"https://user:pw@files.slack.com/a", api, false},
+		{"http://127.0.0.1:4567/files-pri/T1-F1/a.png", fake, true},
+		{"http://127.0.0.1:4568/files-pri/T1-F1/a.png", fake, false},
+		{"https://127.0.0.1:4567/a", fake, false},
+		{"::bad", api, false},
+	}
+	for _, tt := range tests {
+		if got := mayReceiveToken(tt.url, tt.api); got != tt.want {
+			t.Errorf("mayReceiveToken(%q, %q) = %v", tt.url, tt.api, got)
+		}
+	}
+}
+
 func TestAttachmentsOf(t *testing.T) {
 	t.Parallel()
 	var asked []string
 	fetcher := func(u string) func(context.Context) ([]byte, error) {
 		asked = append(asked, u)
+		if strings.Contains(u, "elsewhere") {
+			return nil // the token may not go there
+		}
 		return func(context.Context) ([]byte, error) { return []byte(u), nil }
 	}
 	files := []slack.File{
@@ -48,9 +80,10 @@ func TestAttachmentsOf(t *testing.T) {
 			URLPrivate: "https://files.slack.com/cat.png", URLPrivateDownload: "https://files.slack.com/download/cat.png"},
 		{ID: "F2", Mode: "tombstone"},
 		{ID: "F3", Title: "Notes", Mimetype: "text/plain", Mode: "snippet", URLPrivate: "https://files.slack.com/notes"},
+		{ID: "F4", Name: "x.pdf", Mode: "hosted", URLPrivate: "https://elsewhere.example/x.pdf"},
 	}
 	got := attachmentsOf(files, fetcher)
-	if len(got) != 3 {
+	if len(got) != 4 {
 		t.Fatalf("got %d attachments", len(got))
 	}
 	if a := got[0]; a.Name != "cat.png" || a.MIMEType != "image/png" || a.Size != 42 || a.URL != "https://files.slack.com/download/cat.png" || a.Fetch == nil || a.Data != nil {
@@ -65,7 +98,10 @@ func TestAttachmentsOf(t *testing.T) {
 	if a := got[2]; a.Name != "Notes" || a.URL != "https://files.slack.com/notes" || a.Fetch == nil {
 		t.Errorf("snippet: %+v", a)
 	}
-	if !reflect.DeepEqual(asked, []string{"https://files.slack.com/download/cat.png", "https://files.slack.com/notes"}) {
+	if a := got[3]; a.Name != "x.pdf" || a.Fetch != nil {
+		t.Errorf("file the token may not go to: %+v", a)
+	}
+	if !reflect.DeepEqual(asked, []string{"https://files.slack.com/download/cat.png", "https://files.slack.com/notes", "https://elsewhere.example/x.pdf"}) {
 		t.Errorf("fetchers made for %q", asked)
 	}
 }
