@@ -93,3 +93,26 @@ func TestShareOnlyDMEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+// Without files:read the user is told what to fix, and the model still
+// answers the text.
+func TestMissingFilesReadTellsTheFix(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{
+		gateway: llmtest.Options{Echo: true},
+		fake:    slacktest.Options{BotScopes: []string{"app_mentions:read", "chat:write", "im:history", "users:read", "assistant:write"}},
+	})
+	f := e.slack.AddFile(slacktest.FileSpec{Name: "photo.png", MIMEType: "image/png", Data: pngBytes})
+	ev := e.slack.Mention("U1", "C1", "<@UBOT> what is in it?", "").WithFiles(f)
+	e.slack.SendEvent(ev)
+	e.waitFor("the answer with the fix", 15*time.Second, func() bool {
+		var all string
+		for _, b := range e.bodies("C1", ev.TS) {
+			all += b
+		}
+		return strings.Contains(all, "echo: what is in it?") && strings.Contains(all, "files:read")
+	})
+	if len(e.lastPrompt().Messages[len(e.lastPrompt().Messages)-1].Images) != 0 {
+		t.Error("the login page reached the model as an image")
+	}
+}
