@@ -19,6 +19,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/cometbot/cometbot/bot"
+	"github.com/cometbot/cometbot/internal/fetch"
 )
 
 // Platform is the value of bot.Message.Platform for Slack.
@@ -102,6 +103,12 @@ type Config struct {
 	// SocketPingTimeout is how long Socket Mode may go without a ping from
 	// Slack before reconnecting (default 30 s).
 	SocketPingTimeout time.Duration
+
+	// Fetcher downloads attached files: the process's one shared fetcher,
+	// built by cmd (host allow-list, byte limit, timeout, concurrency).
+	// When nil, the adapter builds one that allows fetch.DefaultHosts and
+	// the host:port of APIURL.
+	Fetcher *fetch.Fetcher
 }
 
 func (c *Config) defaults() {
@@ -161,6 +168,9 @@ func (c *Config) defaults() {
 	if c.SocketPingTimeout <= 0 {
 		c.SocketPingTimeout = 30 * time.Second
 	}
+	if c.Fetcher == nil {
+		c.Fetcher = newFetcher(c.APIURL)
+	}
 }
 
 // Adapter connects one Slack app to the engine.
@@ -168,6 +178,7 @@ type Adapter struct {
 	cfg      Config
 	log      *slog.Logger
 	api      *slack.Client
+	fetcher  *fetch.Fetcher
 	engine   Engine
 	commands map[string]string // lower-case "/cmd" -> canonical name
 
@@ -208,6 +219,7 @@ func New(cfg Config, engine Engine) (*Adapter, error) {
 	a := &Adapter{
 		cfg:        cfg,
 		log:        cfg.Logger.With("adapter", Platform),
+		fetcher:    cfg.Fetcher,
 		engine:     engine,
 		commands:   map[string]string{},
 		workspaces: map[string]*pacing{},

@@ -125,7 +125,7 @@ type incoming struct {
 	ts           string
 	threadTS     string
 	parentUserID string
-	files        []slack.File
+	content      eventContent // files and attachments
 	retry        int
 }
 
@@ -146,14 +146,18 @@ func (a *Adapter) dispatchEvent(ctx context.Context, ev slackevents.EventsAPIEve
 		return
 	}
 	in := incoming{team: ev.TeamID, retry: retry}
+	var raw []byte
 	if cb, ok := ev.Data.(*slackevents.EventsAPICallbackEvent); ok {
 		in.eventID = cb.EventID
+		if cb.InnerEvent != nil {
+			raw = *cb.InnerEvent
+		}
 	}
 	switch e := ev.InnerEvent.Data.(type) {
 	case *slackevents.AppMentionEvent:
 		in.kind = "app_mention"
 		in.channel, in.user, in.botID, in.text = e.Channel, e.User, e.BotID, e.Text
-		in.ts, in.threadTS, in.files = e.TimeStamp, e.ThreadTimeStamp, e.Files
+		in.ts, in.threadTS = e.TimeStamp, e.ThreadTimeStamp
 		if e.Edited != nil {
 			return // a mention added by editing: not a new message
 		}
@@ -162,7 +166,6 @@ func (a *Adapter) dispatchEvent(ctx context.Context, ev slackevents.EventsAPIEve
 		in.channel, in.channelType, in.user, in.botID = e.Channel, e.ChannelType, e.User, e.BotID
 		in.subtype, in.text, in.ts, in.threadTS = e.SubType, e.Text, e.TimeStamp, e.ThreadTimeStamp
 		if e.Message != nil {
-			in.files = e.Message.Files
 			in.parentUserID = e.Message.ParentUserId
 			if in.botID == "" {
 				in.botID = e.Message.BotID
@@ -174,6 +177,8 @@ func (a *Adapter) dispatchEvent(ctx context.Context, ev slackevents.EventsAPIEve
 	if !acceptedSubtype(in.subtype) || in.botID != "" || in.user == "" || in.channel == "" || in.ts == "" {
 		return // edits, deletions, joins, bot messages
 	}
+	// Files and shared messages: a message may be nothing else (no text).
+	in.content = decodeContent(raw)
 	a.serial.Do(in.channel, func() { a.processIncoming(ctx, in) })
 }
 
@@ -236,13 +241,15 @@ func (a *Adapter) processIncoming(ctx context.Context, in incoming) {
 		// threads the bot answers in are known to the engine.
 		ContinuesBot: in.parentUserID != "" && in.parentUserID == id.userID,
 		Text:         text,
-		Attachments:  attachments(in.files),
+		Attachments:  attachmentsOf(in.content.Files, a.download),
+		Forwards:     a.forwards(ctx, sharedMessages(in.content.Attachments), id.userID),
 		Time:         tsTime(in.ts),
 	}
 	err = a.engine.HandleMessage(ctx, msg, out)
 	switch {
 	case err == nil:
-		a.log.Debug("slack: message accepted", "channel", in.channel, "ts", in.ts, "thread", thread, "retry", in.retry)
+		a.log.Debug("slack: message accepted", "channel", in.channel, "ts", in.ts, "thread", thread, "retry", in.retry,
+			"files", len(msg.Attachments), "shares", len(msg.Forwards))
 	case errors.Is(err, bot.ErrIgnored), errors.Is(err, bot.ErrDuplicate), errors.Is(err, bot.ErrShuttingDown):
 		a.log.Debug("slack: message not answered", "channel", in.channel, "ts", in.ts, "reason", err)
 	default:
@@ -252,14 +259,6 @@ func (a *Adapter) processIncoming(ctx context.Context, in incoming) {
 
 func mentionsUser(text, userID string) bool {
 	return userID != "" && (strings.Contains(text, "<@"+userID+">") || strings.Contains(text, "<@"+userID+"|"))
-}
-
-func attachments(files []slack.File) []bot.Attachment {
-	var out []bot.Attachment
-	for _, f := range files {
-		out = append(out, bot.Attachment{Name: f.Name, MIMEType: f.Mimetype, URL: f.URLPrivate, Size: int64(f.Size)})
-	}
-	return out
 }
 
 // tsTime converts a Slack ts ("1700000000.000100") to a time.

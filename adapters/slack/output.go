@@ -429,12 +429,17 @@ func (r *reply) ensure(callCtx, waitCtx context.Context, i int, content string, 
 
 // ---- paced Web API calls ----
 
-// call runs fn after a token from lane l. High-priority calls are retried
-// after 429s (the whole lane pauses for Retry-After) and transient errors.
+// call runs fn after a token from lane l (nil: unpaced). High-priority
+// calls are retried after 429s (the whole lane pauses for Retry-After) and
+// transient errors.
 func (r *reply) call(callCtx, waitCtx context.Context, l *lane, prio priority, fn func(context.Context) error) error {
 	backoff := 250 * time.Millisecond
 	for attempt := 0; ; attempt++ {
-		if err := l.acquire(waitCtx, prio); err != nil {
+		if l != nil {
+			if err := l.acquire(waitCtx, prio); err != nil {
+				return err
+			}
+		} else if err := waitCtx.Err(); err != nil {
 			return err
 		}
 		err := fn(callCtx)
@@ -442,23 +447,35 @@ func (r *reply) call(callCtx, waitCtx context.Context, l *lane, prio priority, f
 			return nil
 		}
 		if d, ok := retryAfter(err); ok {
-			l.pause(d)
 			r.o.a.log.Debug("slack: rate limited", "channel", r.o.channel, "retry_after", d)
-			if prio == prioHigh && attempt < 10 {
-				continue
+			if l != nil {
+				l.pause(d) // the next acquire waits it out
 			}
-			return err
+			if prio != prioHigh || attempt >= 10 || (l == nil && !sleepCtx(callCtx, d)) {
+				return err
+			}
+			continue
 		}
 		if prio == prioHigh && transient(err) && attempt < 4 {
-			select {
-			case <-callCtx.Done():
+			if !sleepCtx(callCtx, backoff) {
 				return err
-			case <-time.After(backoff):
 			}
 			backoff *= 2
 			continue
 		}
 		return err
+	}
+}
+
+// sleepCtx waits for d; it reports false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

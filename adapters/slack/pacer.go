@@ -209,12 +209,17 @@ func (l *lane) dispatch() {
 	}
 }
 
+// fileCallsPerMinute is the workspace budget for files.getUploadURLExternal
+// (Tier 4: 100+ per minute).
+const fileCallsPerMinute = 100
+
 // pacing is the one pacing layer of a workspace: every reply streaming in it
 // shares these lanes.
 type pacing struct {
 	update *lane // chat.update (Tier 3)
 	delete *lane // chat.delete (Tier 3, a budget of its own)
 	stream *lane // chat.startStream / appendStream / stopStream (Tier 4)
+	files  *lane // files.getUploadURLExternal (Tier 4)
 
 	postInterval time.Duration
 	postBurst    int
@@ -241,6 +246,7 @@ func newPacing(cfg *Config) *pacing {
 		update:       newLane(budgetInterval(cfg.UpdatesPerMinute, cfg.PacingWindow), 1),
 		delete:       newLane(budgetInterval(cfg.UpdatesPerMinute, cfg.PacingWindow), 1),
 		stream:       newLane(budgetInterval(cfg.StreamCallsPerMinute, cfg.PacingWindow), 1),
+		files:        newLane(budgetInterval(fileCallsPerMinute, cfg.PacingWindow), 1),
 		postInterval: cfg.PostInterval,
 		postBurst:    cfg.PostBurst,
 		posts:        map[string]*lane{},

@@ -41,7 +41,9 @@ func buildPlatforms(cfg *config.Config, c *core, log *slog.Logger) ([]namedPlatf
 	var ps []namedPlatform
 	handlers := map[string]http.Handler{}
 	if cfg.Slack.Enabled() {
-		a, err := slack.New(slackConfig(cfg, log), c.engine)
+		sc := slackConfig(cfg, log)
+		sc.Fetcher = c.fetcher
+		a, err := slack.New(sc, c.engine)
 		if err != nil {
 			return nil, nil, err
 		}

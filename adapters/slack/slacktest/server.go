@@ -1,7 +1,8 @@
 // Package slacktest is a loopback fake of the Slack platform for tests and
 // load tools: the Web API methods cometbot uses, a Socket Mode websocket
 // (hello, pings, envelopes, acks, disconnects, redelivery) and a receiver for
-// response_url posts. The client side stays the real slack-go library: point
+// response_url posts, and files: downloads from url_private under Slack's
+// token and files:read rule, and the external upload flow. The client side stays the real slack-go library: point
 // it at APIURL() and let it open Socket Mode through apps.connections.open.
 //
 // Every call is recorded; every method the fake does not model answers
@@ -58,6 +59,10 @@ type Options struct {
 	MaxRecordedCalls int
 	// Logger receives debug logs of the fake; nil discards them.
 	Logger *slog.Logger
+	// BotScopes are the bot token's OAuth scopes; nil grants every scope.
+	// File downloads need files:read (without it Slack answers with its
+	// login page) and uploads files:write (missing_scope).
+	BotScopes []string
 }
 
 func (o *Options) defaults() {
@@ -146,6 +151,8 @@ type Message struct {
 	// Edits counts chat.update calls; Appends counts chat.appendStream calls.
 	Edits   int
 	Appends int
+	// Files are the ids of files the message shares (uploads; see File).
+	Files []string
 }
 
 // Body returns what the message shows: its markdown if it has any, else its text.
@@ -211,6 +218,14 @@ type Server struct {
 	respCounter int
 	responseIDs map[string]bool
 
+	scopes      []string // nil: every scope
+	files       map[string]*File
+	fileSeq     int
+	downloads   []*Download
+	uploadURLs  map[string]string // upload_url -> file id
+	uploadSeq   int
+	uploadOrder []string // completed uploads, in order
+
 	sock socketState
 
 	closeOnce sync.Once
@@ -241,7 +256,12 @@ func New(opts Options) (*Server, error) {
 		limits:      map[string]rateLimit{},
 		accepted:    map[string][]time.Time{},
 		responseIDs: map[string]bool{},
+		files:       map[string]*File{},
+		uploadURLs:  map[string]string{},
 		closed:      make(chan struct{}),
+	}
+	if opts.BotScopes != nil {
+		s.scopes = append([]string{}, opts.BotScopes...)
 	}
 	s.sock.init()
 	s.users[opts.BotUserID] = User{ID: opts.BotUserID, Name: "cometbot", RealName: "cometbot", DisplayName: "cometbot", IsBot: true}
@@ -249,6 +269,8 @@ func New(opts Options) (*Server, error) {
 	mux.HandleFunc("/api/", s.handleAPI)
 	mux.HandleFunc("/link/", s.handleSocket)
 	mux.HandleFunc("/response/", s.handleResponseURL)
+	mux.HandleFunc("/files-pri/", s.handleFile)
+	mux.HandleFunc("/upload/", s.handleUpload)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	s.wg.Add(1)
 	go func() {
@@ -564,7 +586,11 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	call.Error = errCode
 	s.recordLocked(call)
+	scopes := strings.Join(s.scopes, ",")
 	s.mu.Unlock()
+	if scopes != "" {
+		w.Header().Set("X-OAuth-Scopes", scopes)
+	}
 
 	if errCode != "" {
 		resp = map[string]any{"ok": false, "error": errCode}
@@ -620,17 +646,19 @@ func (s *Server) rateLimitedLocked(method string, now time.Time) (time.Duration,
 type methodFunc func(s *Server, req apiRequest) (map[string]any, string)
 
 var methods = map[string]methodFunc{
-	"auth.test":                   (*Server).authTest,
-	"apps.connections.open":       (*Server).appsConnectionsOpen,
-	"users.info":                  (*Server).usersInfo,
-	"chat.postMessage":            (*Server).chatPostMessage,
-	"chat.postEphemeral":          (*Server).chatPostEphemeral,
-	"chat.update":                 (*Server).chatUpdate,
-	"chat.delete":                 (*Server).chatDelete,
-	"chat.startStream":            (*Server).chatStartStream,
-	"chat.appendStream":           (*Server).chatAppendStream,
-	"chat.stopStream":             (*Server).chatStopStream,
-	"assistant.threads.setStatus": (*Server).assistantSetStatus,
+	"auth.test":                    (*Server).authTest,
+	"apps.connections.open":        (*Server).appsConnectionsOpen,
+	"users.info":                   (*Server).usersInfo,
+	"chat.postMessage":             (*Server).chatPostMessage,
+	"chat.postEphemeral":           (*Server).chatPostEphemeral,
+	"chat.update":                  (*Server).chatUpdate,
+	"chat.delete":                  (*Server).chatDelete,
+	"chat.startStream":             (*Server).chatStartStream,
+	"chat.appendStream":            (*Server).chatAppendStream,
+	"chat.stopStream":              (*Server).chatStopStream,
+	"assistant.threads.setStatus":  (*Server).assistantSetStatus,
+	"files.getUploadURLExternal":   (*Server).filesGetUploadURLExternal,
+	"files.completeUploadExternal": (*Server).filesCompleteUploadExternal,
 }
 
 // dispatchLocked runs a method with s.mu held.

@@ -413,7 +413,8 @@ func (s *Server) EventCallback(inner any) (body []byte, eventID string) {
 	s.mu.Lock()
 	s.sock.eventSeq++
 	eventID = fmt.Sprintf("Ev%06d", s.sock.eventSeq)
-	if (ev.Type == "message" || ev.Type == "app_mention") && ev.SubType == "" && ev.TS != "" && ev.Channel != "" && ev.User != s.opts.BotUserID {
+	userMessage := ev.SubType == "" || ev.SubType == "file_share"
+	if (ev.Type == "message" || ev.Type == "app_mention") && userMessage && ev.TS != "" && ev.Channel != "" && ev.User != s.opts.BotUserID {
 		if _, ok := s.byKey[ev.Channel+"/"+ev.TS]; !ok {
 			s.storeLocked(&Message{Channel: ev.Channel, TS: ev.TS, ThreadTS: ev.ThreadTS, User: ev.User, BotID: ev.BotID, Text: ev.Text})
 		}
