@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/cometbot/cometbot/llm"
@@ -237,4 +238,19 @@ func imageFromURL(u string) llm.Image {
 		return llm.Image{MIMEType: mt, Data: data}
 	}
 	return llm.Image{URL: u}
+}
+
+// skimmedPrompt is the Prompt of a call whose body was not read
+// (Options.SkipBodies): only what the path and headers tell.
+func skimmedPrompt(f llm.Format, r *http.Request) Prompt {
+	p := Prompt{Format: f, Params: map[string]any{}}
+	p.Stream = strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+	if f == llm.FormatGemini {
+		rest := strings.TrimPrefix(r.URL.Path, "/v1beta/models/")
+		if i := strings.LastIndexByte(rest, ':'); i >= 0 {
+			p.Model = rest[:i]
+			p.Stream = rest[i+1:] == "streamGenerateContent"
+		}
+	}
+	return p
 }

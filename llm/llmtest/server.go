@@ -67,6 +67,12 @@ type Options struct {
 	DisableRecording bool
 	// MaxRecorded bounds the recorder (oldest dropped), default 10000.
 	MaxRecorded int
+	// SkipBodies reads model-call bodies without keeping or decoding them,
+	// so that a memory benchmark of the client in the same process measures
+	// the client alone. Recorded.Body is then nil (Recorded.Size still counts
+	// the bytes), attachments are not checked, and the call is streamed when
+	// its Accept header (or Gemini path) asks for a stream.
+	SkipBodies bool
 }
 
 // Script is the scripted answer to one model call. Zero fields take the
@@ -155,6 +161,8 @@ type Recorded struct {
 	Query  url.Values
 	Header http.Header
 	Body   []byte
+	// Size is the number of body bytes received (also with SkipBodies).
+	Size int64
 	// Format is the wire format the path selects ("" for catalog and other calls).
 	Format llm.Format
 	Time   time.Time
@@ -360,12 +368,25 @@ func formatOf(p string) llm.Format {
 	return ""
 }
 
+// maxBody is the largest request body the fake reads.
+const maxBody = 32 << 20
+
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(io.LimitReader(r.Body, 32<<20))
 	f := formatOf(r.URL.Path)
 	s.mu.Lock()
+	skip := s.opts.SkipBodies && f != ""
+	s.mu.Unlock()
+	var body []byte
+	var size int64
+	if skip {
+		size, _ = io.Copy(io.Discard, r.Body)
+	} else {
+		body = readBody(r)
+		size = int64(len(body))
+	}
+	s.mu.Lock()
 	if !s.opts.DisableRecording {
-		s.recs = append(s.recs, Recorded{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header.Clone(), Body: body, Format: f, Time: time.Now()})
+		s.recs = append(s.recs, Recorded{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header.Clone(), Body: body, Size: size, Format: f, Time: time.Now()})
 		if n := len(s.recs) - s.opts.MaxRecorded; n > 0 {
 			s.recs = append(s.recs[:0:0], s.recs[n:]...)
 		}
@@ -400,7 +421,18 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.calls.Add(1)
-	s.serveModel(w, r, f, body, end)
+	s.serveModel(w, r, f, body, skip, end)
+}
+
+// readBody reads a request body of up to maxBody bytes, sized from
+// Content-Length when the client gave one.
+func readBody(r *http.Request) []byte {
+	var buf bytes.Buffer
+	if n := r.ContentLength; n > 0 && n <= maxBody {
+		buf.Grow(int(n) + 1)
+	}
+	buf.ReadFrom(io.LimitReader(r.Body, maxBody))
+	return buf.Bytes()
 }
 
 func (s *Server) reqID() string {
@@ -431,7 +463,7 @@ func (s *Server) takeScript(path string) (Script, Options, bool) {
 	return Script{}, s.opts, false
 }
 
-func (s *Server) serveModel(w http.ResponseWriter, r *http.Request, f llm.Format, body []byte, end func()) {
+func (s *Server) serveModel(w http.ResponseWriter, r *http.Request, f llm.Format, body []byte, skip bool, end func()) {
 	id := s.reqID()
 	w.Header().Set("X-Oneapi-Request-Id", id)
 	s.mu.Lock()
@@ -487,7 +519,13 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request, f llm.Format
 		writeJSONError(w, status, msg, typ, sc.ErrorParam, sc.ErrorCode, id)
 		return
 	}
-	p, err := decodeRequest(f, r.URL.Path, body)
+	var p Prompt
+	var err error
+	if skip {
+		p = skimmedPrompt(f, r)
+	} else {
+		p, err = decodeRequest(f, r.URL.Path, body)
+	}
 	if err != nil {
 		end()
 		writeJSONError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error(), "invalid_request_error", "", "invalid_request", id)
