@@ -1,7 +1,6 @@
 package llm
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 
@@ -56,7 +55,8 @@ func (anthropicWire) auth(h http.Header, key string) {
 	}
 }
 
-func (anthropicWire) encode(req *Request, stream bool, drop paramSet) ([]byte, error) {
+func (anthropicWire) encode(req *Request, stream bool, drop paramSet) (*reqBody, error) {
+	var bl blobs
 	r := anthropicRequest{Model: req.Model, System: req.System, Stream: stream, MaxTokens: req.MaxOutputTokens, Messages: []anthropicMessage{}}
 	if r.MaxTokens <= 0 || drop&pMaxTokens != 0 {
 		r.MaxTokens = DefaultAnthropicMaxTokens
@@ -67,9 +67,13 @@ func (anthropicWire) encode(req *Request, stream bool, drop paramSet) ([]byte, e
 			for _, im := range m.Images {
 				src := &anthropicSource{Type: "url", URL: im.URL}
 				if im.URL == "" {
-					src = &anthropicSource{Type: "base64", MediaType: im.mime(), Data: base64.StdEncoding.EncodeToString(im.Data)}
+					src = &anthropicSource{Type: "base64", MediaType: im.mime(), Data: bl.add(im.Data)}
 				}
 				am.Content = append(am.Content, anthropicBlock{Type: "image", Source: src})
+			}
+			for _, f := range m.Files {
+				src := &anthropicSource{Type: "base64", MediaType: f.mime(), Data: bl.add(f.Data)}
+				am.Content = append(am.Content, anthropicBlock{Type: "document", Source: src})
 			}
 		}
 		if m.Content != "" {
@@ -83,7 +87,7 @@ func (anthropicWire) encode(req *Request, stream bool, drop paramSet) ([]byte, e
 	if drop&pTopP == 0 {
 		r.TopP = req.TopP
 	}
-	return json.Marshal(r)
+	return bl.body(r)
 }
 
 type anthropicUsage struct {

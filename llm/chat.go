@@ -26,39 +26,53 @@ type chatStreamOptions struct {
 
 type chatMessage struct {
 	Role    string `json:"role"`
-	Content any    `json:"content"` // string, or []chatPart when images are attached
+	Content any    `json:"content"` // string, or []chatPart when images or files are attached
 }
 
 type chatPart struct {
 	Type     string        `json:"type"`
 	Text     string        `json:"text,omitempty"`
 	ImageURL *chatImageURL `json:"image_url,omitempty"`
+	File     *chatFile     `json:"file,omitempty"`
 }
 
 type chatImageURL struct {
 	URL string `json:"url"`
 }
 
+type chatFile struct {
+	Filename string `json:"filename"`
+	FileData string `json:"file_data"`
+}
+
 func (chatWire) url(c *Client, _ string, _ bool) string { return c.base + "/chat/completions" }
 
 func (chatWire) auth(h http.Header, key string) { bearer(h, key) }
 
-func (chatWire) encode(req *Request, stream bool, drop paramSet) ([]byte, error) {
+func (chatWire) encode(req *Request, stream bool, drop paramSet) (*reqBody, error) {
 	r := chatRequest{Model: req.Model, Stream: stream}
+	var bl blobs
 	if req.System != "" {
 		r.Messages = append(r.Messages, chatMessage{Role: "system", Content: req.System})
 	}
 	for _, m := range turns(req.Messages, false) {
-		if len(m.Images) == 0 || m.Role == RoleAssistant {
+		if len(m.Images) == 0 && len(m.Files) == 0 {
 			r.Messages = append(r.Messages, chatMessage{Role: string(m.Role), Content: m.Content})
 			continue
 		}
-		parts := make([]chatPart, 0, 1+len(m.Images))
+		parts := make([]chatPart, 0, 1+len(m.Images)+len(m.Files))
 		if m.Content != "" {
 			parts = append(parts, chatPart{Type: "text", Text: m.Content})
 		}
 		for _, im := range m.Images {
-			parts = append(parts, chatPart{Type: "image_url", ImageURL: &chatImageURL{URL: im.dataURL()}})
+			u := im.URL
+			if u == "" {
+				u = bl.dataURL(im.mime(), im.Data)
+			}
+			parts = append(parts, chatPart{Type: "image_url", ImageURL: &chatImageURL{URL: u}})
+		}
+		for _, f := range m.Files {
+			parts = append(parts, chatPart{Type: "file", File: &chatFile{Filename: f.name(), FileData: bl.dataURL(f.mime(), f.Data)}})
 		}
 		r.Messages = append(r.Messages, chatMessage{Role: string(m.Role), Content: parts})
 	}
@@ -74,7 +88,7 @@ func (chatWire) encode(req *Request, stream bool, drop paramSet) ([]byte, error)
 	if drop&pMaxTokens == 0 {
 		r.MaxTokens = req.MaxOutputTokens
 	}
-	return json.Marshal(r)
+	return bl.body(r)
 }
 
 type chatChunk struct {

@@ -426,10 +426,11 @@ func (c *Client) attempt(ctx context.Context, f Format, req *Request, stream boo
 	defer wd.Stop()
 	stalled := func() bool { return context.Cause(actx) == errStalled && ctx.Err() == nil }
 
-	hreq, err := http.NewRequestWithContext(actx, http.MethodPost, w.url(c, req.Model, stream), bytes.NewReader(body))
+	hreq, err := http.NewRequestWithContext(actx, http.MethodPost, w.url(c, req.Model, stream), nil)
 	if err != nil {
 		return nil, &Error{Kind: KindBaseURL, Message: "build request: " + c.scrub.clean(err.Error())}
 	}
+	body.attach(hreq)
 	h := hreq.Header
 	h.Set("Content-Type", "application/json")
 	if stream {

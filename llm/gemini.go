@@ -2,7 +2,6 @@ package llm
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -27,20 +26,23 @@ type geminiContent struct {
 	Parts []geminiPart `json:"parts"`
 }
 
+// geminiPart is a request part. Blobs use the snake_case field names of the
+// gateway's documentation (inline_data, mime_type); Gemini's JSON accepts
+// both spellings.
 type geminiPart struct {
 	Text       string      `json:"text,omitempty"`
-	InlineData *geminiBlob `json:"inlineData,omitempty"`
-	FileData   *geminiFile `json:"fileData,omitempty"`
+	InlineData *geminiBlob `json:"inline_data,omitempty"`
+	FileData   *geminiFile `json:"file_data,omitempty"`
 }
 
 type geminiBlob struct {
-	MIMEType string `json:"mimeType"`
+	MIMEType string `json:"mime_type"`
 	Data     string `json:"data"`
 }
 
 type geminiFile struct {
-	MIMEType string `json:"mimeType,omitempty"`
-	FileURI  string `json:"fileUri"`
+	MIMEType string `json:"mime_type,omitempty"`
+	FileURI  string `json:"file_uri"`
 }
 
 type geminiGenConfig struct {
@@ -65,8 +67,9 @@ func (geminiWire) auth(h http.Header, key string) {
 	}
 }
 
-func (geminiWire) encode(req *Request, _ bool, drop paramSet) ([]byte, error) {
+func (geminiWire) encode(req *Request, _ bool, drop paramSet) (*reqBody, error) {
 	r := geminiRequest{Contents: []geminiContent{}}
+	var bl blobs
 	if req.System != "" {
 		r.SystemInstruction = &geminiContent{Parts: []geminiPart{{Text: req.System}}}
 	}
@@ -78,14 +81,15 @@ func (geminiWire) encode(req *Request, _ bool, drop paramSet) ([]byte, error) {
 		if m.Content != "" {
 			gc.Parts = append(gc.Parts, geminiPart{Text: m.Content})
 		}
-		if m.Role == RoleUser {
-			for _, im := range m.Images {
-				if im.URL != "" {
-					gc.Parts = append(gc.Parts, geminiPart{FileData: &geminiFile{MIMEType: im.mime(), FileURI: im.URL}})
-				} else {
-					gc.Parts = append(gc.Parts, geminiPart{InlineData: &geminiBlob{MIMEType: im.mime(), Data: base64.StdEncoding.EncodeToString(im.Data)}})
-				}
+		for _, im := range m.Images {
+			if im.URL != "" {
+				gc.Parts = append(gc.Parts, geminiPart{FileData: &geminiFile{MIMEType: im.mime(), FileURI: im.URL}})
+			} else {
+				gc.Parts = append(gc.Parts, geminiPart{InlineData: &geminiBlob{MIMEType: im.mime(), Data: bl.add(im.Data)}})
 			}
+		}
+		for _, f := range m.Files {
+			gc.Parts = append(gc.Parts, geminiPart{InlineData: &geminiBlob{MIMEType: f.mime(), Data: bl.add(f.Data)}})
 		}
 		r.Contents = append(r.Contents, gc)
 	}
@@ -102,7 +106,7 @@ func (geminiWire) encode(req *Request, _ bool, drop paramSet) ([]byte, error) {
 	if g != (geminiGenConfig{}) {
 		r.GenerationConfig = &g
 	}
-	return json.Marshal(r)
+	return bl.body(r)
 }
 
 type geminiResponse struct {

@@ -29,14 +29,17 @@ type responsesPart struct {
 	Type     string `json:"type"`
 	Text     string `json:"text,omitempty"`
 	ImageURL string `json:"image_url,omitempty"`
+	Filename string `json:"filename,omitempty"`
+	FileData string `json:"file_data,omitempty"`
 }
 
 func (responsesWire) url(c *Client, _ string, _ bool) string { return c.base + "/responses" }
 
 func (responsesWire) auth(h http.Header, key string) { bearer(h, key) }
 
-func (responsesWire) encode(req *Request, stream bool, drop paramSet) ([]byte, error) {
+func (responsesWire) encode(req *Request, stream bool, drop paramSet) (*reqBody, error) {
 	r := responsesRequest{Model: req.Model, Instructions: req.System, Stream: stream, Input: []responsesItem{}}
+	var bl blobs
 	for _, m := range turns(req.Messages, false) {
 		it := responsesItem{Role: string(m.Role)}
 		if m.Role == RoleAssistant {
@@ -46,7 +49,14 @@ func (responsesWire) encode(req *Request, stream bool, drop paramSet) ([]byte, e
 				it.Content = append(it.Content, responsesPart{Type: "input_text", Text: m.Content})
 			}
 			for _, im := range m.Images {
-				it.Content = append(it.Content, responsesPart{Type: "input_image", ImageURL: im.dataURL()})
+				u := im.URL
+				if u == "" {
+					u = bl.dataURL(im.mime(), im.Data)
+				}
+				it.Content = append(it.Content, responsesPart{Type: "input_image", ImageURL: u})
+			}
+			for _, f := range m.Files {
+				it.Content = append(it.Content, responsesPart{Type: "input_file", Filename: f.name(), FileData: bl.dataURL(f.mime(), f.Data)})
 			}
 		}
 		r.Input = append(r.Input, it)
@@ -60,7 +70,7 @@ func (responsesWire) encode(req *Request, stream bool, drop paramSet) ([]byte, e
 	if drop&pMaxTokens == 0 {
 		r.MaxOutputTokens = req.MaxOutputTokens
 	}
-	return json.Marshal(r)
+	return bl.body(r)
 }
 
 type responsesEvent struct {

@@ -2,10 +2,10 @@ package llm
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/cometbot/cometbot/llm/sse"
@@ -17,7 +17,9 @@ import (
 type wire interface {
 	url(c *Client, model string, stream bool) string
 	auth(h http.Header, key string)
-	encode(req *Request, stream bool, drop paramSet) ([]byte, error)
+	// encode builds the request body; attachments are streamed as base64
+	// when the body is read (see reqBody).
+	encode(req *Request, stream bool, drop paramSet) (*reqBody, error)
 	// streamEvent handles one SSE event; done reports the format's terminal
 	// marker ([DONE], response.completed, message_stop). It sets st.ended
 	// when the format's stop reason arrives: without it the answer is cut,
@@ -104,21 +106,30 @@ type skip struct{}
 // UnmarshalJSON implements json.Unmarshaler by ignoring the value.
 func (*skip) UnmarshalJSON([]byte) error { return nil }
 
-// turns returns the conversation without empty messages. When merge is set,
-// consecutive messages of the same role are joined (Anthropic and Gemini want
-// strictly alternating roles) and a conversation that starts with the
-// assistant gets a placeholder user turn first.
+// turns returns the conversation without empty messages: a message is kept
+// when it has text, or (from the user) images or files. Images and files are
+// dropped from assistant messages: only user turns carry attachments. When
+// merge is set, consecutive messages of the same role are joined, with their
+// attachments (Anthropic and Gemini want strictly alternating roles), and a
+// conversation that starts with the assistant gets a placeholder user turn
+// first.
 func turns(msgs []Message, merge bool) []Message {
 	out := make([]Message, 0, len(msgs))
 	for _, m := range msgs {
-		if strings.TrimSpace(m.Content) == "" && (len(m.Images) == 0 || m.Role == RoleAssistant) {
-			continue
-		}
 		role := m.Role
 		if role != RoleAssistant {
 			role = RoleUser
 		}
 		m.Role = role
+		if role == RoleAssistant {
+			m.Images, m.Files = nil, nil
+		}
+		if strings.TrimSpace(m.Content) == "" {
+			if len(m.Images) == 0 && len(m.Files) == 0 {
+				continue
+			}
+			m.Content = "" // no whitespace-only text part (Anthropic refuses them)
+		}
 		if merge && len(out) > 0 && out[len(out)-1].Role == role {
 			last := &out[len(out)-1]
 			if m.Content != "" {
@@ -127,8 +138,12 @@ func turns(msgs []Message, merge bool) []Message {
 				}
 				last.Content += m.Content
 			}
+			// Copy before appending: the slices belong to the caller.
 			if len(m.Images) > 0 {
-				last.Images = append(append([]Image(nil), last.Images...), m.Images...)
+				last.Images = append(slices.Clip(last.Images), m.Images...)
+			}
+			if len(m.Files) > 0 {
+				last.Files = append(slices.Clip(last.Files), m.Files...)
 			}
 			continue
 		}
@@ -140,24 +155,15 @@ func turns(msgs []Message, merge bool) []Message {
 	return out
 }
 
-// dataURL returns the image as a URL: its own URL or a base64 data: URL.
-func (im Image) dataURL() string {
-	if im.URL != "" {
-		return im.URL
-	}
-	return "data:" + im.mime() + ";base64," + base64.StdEncoding.EncodeToString(im.Data)
-}
-
-func (im Image) mime() string {
-	if im.MIMEType != "" {
-		return im.MIMEType
-	}
-	if len(im.Data) > 0 {
-		if ct := http.DetectContentType(im.Data); strings.HasPrefix(ct, "image/") {
-			return ct
+// hasAttachments reports whether a user message of req carries an image or
+// a file.
+func (req *Request) hasAttachments() bool {
+	for _, m := range req.Messages {
+		if m.Role != RoleAssistant && (len(m.Images) > 0 || len(m.Files) > 0) {
+			return true
 		}
 	}
-	return "image/jpeg"
+	return false
 }
 
 func isDone(data []byte) bool {

@@ -212,9 +212,15 @@ func decodeParts(v any) (string, []llm.Image) {
 					data, _ := base64.StdEncoding.DecodeString(d)
 					imgs = append(imgs, llm.Image{MIMEType: mt, Data: data})
 				}
-			case pm["inlineData"] != nil:
+			case pm["inlineData"] != nil || pm["inline_data"] != nil:
 				in, _ := pm["inlineData"].(map[string]any)
+				if in == nil {
+					in, _ = pm["inline_data"].(map[string]any)
+				}
 				mt, _ := in["mimeType"].(string)
+				if mt == "" {
+					mt, _ = in["mime_type"].(string)
+				}
 				d, _ := in["data"].(string)
 				data, _ := base64.StdEncoding.DecodeString(d)
 				imgs = append(imgs, llm.Image{MIMEType: mt, Data: data})
