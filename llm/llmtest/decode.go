@@ -18,7 +18,11 @@ type Prompt struct {
 	Model    string
 	System   string
 	Messages []llm.Message
-	Stream   bool
+	// Parts are the images and files of each message, in wire order:
+	// Parts[i] belongs to Messages[i] (whose Images and Files hold the same
+	// attachments as llm values).
+	Parts  [][]Part
+	Stream bool
 	// IncludeUsage is Chat Completions' stream_options.include_usage.
 	IncludeUsage bool
 	// Params holds the optional parameters present in the request, under
@@ -26,6 +30,33 @@ type Prompt struct {
 	Params map[string]any
 	// Raw is the whole body as a generic map.
 	Raw map[string]any
+}
+
+// The kinds of Part.
+const (
+	PartImage = "image"
+	PartFile  = "file"
+)
+
+// Part is an image or a file of a recorded message, decoded from its
+// format's native shape.
+type Part struct {
+	// Kind is PartImage or PartFile.
+	Kind string
+	// Shape is the native shape the part arrived in: "image_url" or "file"
+	// (chat), "input_image" or "input_file" (responses), "image" or
+	// "document" (anthropic), "inline_data" or "file_data" (gemini; the
+	// camelCase spellings are reported under the same names).
+	Shape string
+	// MIMEType is the declared media type.
+	MIMEType string
+	// Name is the file name, in the formats that carry one.
+	Name string
+	// URL is the address of a part sent by reference (then Data is nil),
+	// or a file id.
+	URL string
+	// Data is the part's bytes, decoded from base64.
+	Data []byte
 }
 
 // LastUser returns the text of the last user message ("" if none).
@@ -46,7 +77,8 @@ func (p Prompt) wordCount() int {
 	return n
 }
 
-// Decode decodes the recorded model call.
+// Decode decodes the recorded model call. A request the fake refused as
+// invalid (status 400) returns that error.
 func (r Recorded) Decode() (Prompt, error) {
 	if r.Format == "" {
 		return Prompt{}, fmt.Errorf("llmtest: %s %s is not a model call", r.Method, r.Path)
@@ -61,6 +93,32 @@ func (r Recorded) MustDecode() Prompt {
 		panic(err)
 	}
 	return p
+}
+
+// requestError is a request the real service would refuse with a 400: the
+// fake answers it in the format's own error shape.
+type requestError struct {
+	msg, param, code string
+}
+
+func (e *requestError) Error() string { return e.msg }
+
+func invalid(param, code, format string, args ...any) error {
+	return &requestError{msg: fmt.Sprintf(format, args...), param: param, code: code}
+}
+
+// add appends a decoded message.
+func (p *Prompt) add(role, text string, parts []Part) {
+	m := llm.Message{Role: llm.Role(role), Content: text}
+	for _, pt := range parts {
+		if pt.Kind == PartFile {
+			m.Files = append(m.Files, llm.File{Name: pt.Name, MIMEType: pt.MIMEType, Data: pt.Data})
+		} else {
+			m.Images = append(m.Images, llm.Image{URL: pt.URL, MIMEType: pt.MIMEType, Data: pt.Data})
+		}
+	}
+	p.Messages = append(p.Messages, m)
+	p.Parts = append(p.Parts, parts)
 }
 
 func decodeRequest(f llm.Format, path string, body []byte) (Prompt, error) {
@@ -79,6 +137,7 @@ func decodeRequest(f llm.Format, path string, body []byte) (Prompt, error) {
 			}
 		}
 	}
+	var err error
 	switch f {
 	case llm.FormatChat:
 		if so, ok := raw["stream_options"].(map[string]any); ok {
@@ -87,50 +146,18 @@ func decodeRequest(f llm.Format, path string, body []byte) (Prompt, error) {
 		param("temperature", "temperature")
 		param("top_p", "top_p")
 		param("max_tokens", "max_tokens", "max_completion_tokens")
-		msgs, _ := raw["messages"].([]any)
-		for _, m := range msgs {
-			mm, _ := m.(map[string]any)
-			role, _ := mm["role"].(string)
-			text, imgs := decodeParts(mm["content"])
-			if role == "system" || role == "developer" {
-				p.System = joinNonEmpty(p.System, text)
-				continue
-			}
-			p.Messages = append(p.Messages, llm.Message{Role: llm.Role(role), Content: text, Images: imgs})
-		}
+		err = decodeChat(&p, raw)
 	case llm.FormatResponses:
 		p.System = str("instructions")
 		param("temperature", "temperature")
 		param("top_p", "top_p")
 		param("max_tokens", "max_output_tokens")
-		switch in := raw["input"].(type) {
-		case string:
-			p.Messages = append(p.Messages, llm.Message{Role: llm.RoleUser, Content: in})
-		case []any:
-			for _, m := range in {
-				mm, _ := m.(map[string]any)
-				role, _ := mm["role"].(string)
-				text, imgs := decodeParts(mm["content"])
-				if role == "system" || role == "developer" {
-					p.System = joinNonEmpty(p.System, text)
-					continue
-				}
-				p.Messages = append(p.Messages, llm.Message{Role: llm.Role(role), Content: text, Images: imgs})
-			}
-		}
+		err = decodeResponses(&p, raw)
 	case llm.FormatAnthropic:
-		sys, _ := decodeParts(raw["system"])
-		p.System = sys
 		param("temperature", "temperature")
 		param("top_p", "top_p")
 		param("max_tokens", "max_tokens")
-		msgs, _ := raw["messages"].([]any)
-		for _, m := range msgs {
-			mm, _ := m.(map[string]any)
-			role, _ := mm["role"].(string)
-			text, imgs := decodeParts(mm["content"])
-			p.Messages = append(p.Messages, llm.Message{Role: llm.Role(role), Content: text, Images: imgs})
-		}
+		err = decodeAnthropic(&p, raw)
 	case llm.FormatGemini:
 		rest := strings.TrimPrefix(path, "/v1beta/models/")
 		i := strings.LastIndexByte(rest, ':')
@@ -146,23 +173,9 @@ func decodeRequest(f llm.Format, path string, body []byte) (Prompt, error) {
 				}
 			}
 		}
-		if si, ok := raw["systemInstruction"].(map[string]any); ok {
-			p.System, _ = decodeParts(si["parts"])
-		}
-		cs, _ := raw["contents"].([]any)
-		for _, c := range cs {
-			cm, _ := c.(map[string]any)
-			role, _ := cm["role"].(string)
-			if role == "model" {
-				role = string(llm.RoleAssistant)
-			} else {
-				role = string(llm.RoleUser)
-			}
-			text, imgs := decodeParts(cm["parts"])
-			p.Messages = append(p.Messages, llm.Message{Role: llm.Role(role), Content: text, Images: imgs})
-		}
+		err = decodeGemini(&p, raw)
 	}
-	return p, nil
+	return p, err
 }
 
 func joinNonEmpty(a, b string) string {
@@ -175,75 +188,528 @@ func joinNonEmpty(a, b string) string {
 	return a + "\n\n" + b
 }
 
-// decodeParts reads a content value of any format: a string, or a list of
-// parts/blocks with text and images.
-func decodeParts(v any) (string, []llm.Image) {
-	switch c := v.(type) {
-	case string:
-		return c, nil
-	case []any:
-		var texts []string
-		var imgs []llm.Image
-		for _, part := range c {
-			pm, _ := part.(map[string]any)
-			if pm == nil {
-				continue
-			}
-			if t, ok := pm["text"].(string); ok {
-				if th, _ := pm["thought"].(bool); !th {
-					texts = append(texts, t)
-				}
-				continue
-			}
-			switch {
-			case pm["image_url"] != nil: // chat {"url":...} or responses "..."
-				u, _ := pm["image_url"].(string)
-				if m, ok := pm["image_url"].(map[string]any); ok {
-					u, _ = m["url"].(string)
-				}
-				imgs = append(imgs, imageFromURL(u))
-			case pm["source"] != nil: // anthropic
-				src, _ := pm["source"].(map[string]any)
-				if u, ok := src["url"].(string); ok {
-					imgs = append(imgs, llm.Image{URL: u})
-				} else {
-					mt, _ := src["media_type"].(string)
-					d, _ := src["data"].(string)
-					data, _ := base64.StdEncoding.DecodeString(d)
-					imgs = append(imgs, llm.Image{MIMEType: mt, Data: data})
-				}
-			case pm["inlineData"] != nil || pm["inline_data"] != nil:
-				in, _ := pm["inlineData"].(map[string]any)
-				if in == nil {
-					in, _ = pm["inline_data"].(map[string]any)
-				}
-				mt, _ := in["mimeType"].(string)
-				if mt == "" {
-					mt, _ = in["mime_type"].(string)
-				}
-				d, _ := in["data"].(string)
-				data, _ := base64.StdEncoding.DecodeString(d)
-				imgs = append(imgs, llm.Image{MIMEType: mt, Data: data})
-			case pm["fileData"] != nil:
-				fd, _ := pm["fileData"].(map[string]any)
-				u, _ := fd["fileUri"].(string)
-				mt, _ := fd["mimeType"].(string)
-				imgs = append(imgs, llm.Image{URL: u, MIMEType: mt})
-			}
-		}
-		return strings.Join(texts, ""), imgs
+// imageMIMEs are the image types OpenAI and Anthropic accept.
+var imageMIMEs = map[string]bool{"image/png": true, "image/jpeg": true, "image/gif": true, "image/webp": true}
+
+// parseDataURL splits a data: URL "data:<type>;base64,<payload>" and decodes
+// its payload (standard base64). ok is false for anything else.
+func parseDataURL(u string) (mime string, data []byte, ok bool) {
+	rest, ok := strings.CutPrefix(u, "data:")
+	if !ok {
+		return "", nil, false
 	}
-	return "", nil
+	meta, payload, ok := strings.Cut(rest, ",")
+	if !ok {
+		return "", nil, false
+	}
+	params := strings.Split(meta, ";")
+	mime = strings.ToLower(params[0])
+	if len(params) < 2 || params[len(params)-1] != "base64" || !strings.Contains(mime, "/") {
+		return "", nil, false
+	}
+	data, err := base64.StdEncoding.DecodeString(payload)
+	if err != nil {
+		return "", nil, false
+	}
+	return mime, data, true
 }
 
-func imageFromURL(u string) llm.Image {
-	if rest, ok := strings.CutPrefix(u, "data:"); ok {
-		meta, payload, _ := strings.Cut(rest, ",")
-		mt := strings.TrimSuffix(meta, ";base64")
-		data, _ := base64.StdEncoding.DecodeString(payload)
-		return llm.Image{MIMEType: mt, Data: data}
+func isHTTPURL(u string) bool {
+	return strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://")
+}
+
+// supported renders OpenAI's "Supported values are: 'a', 'b' and 'c'."
+func supported(vals ...string) string {
+	q := make([]string, len(vals))
+	for i, v := range vals {
+		q[i] = "'" + v + "'"
 	}
-	return llm.Image{URL: u}
+	if len(q) == 1 {
+		return q[0]
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " and " + q[len(q)-1]
+}
+
+// ---- Chat Completions ----
+
+func decodeChat(p *Prompt, raw map[string]any) error {
+	msgs, _ := raw["messages"].([]any)
+	for i, m := range msgs {
+		mm, _ := m.(map[string]any)
+		role, _ := mm["role"].(string)
+		text, parts, err := chatContent(mm["content"], role, fmt.Sprintf("messages[%d]", i))
+		if err != nil {
+			return err
+		}
+		if role == "system" || role == "developer" {
+			p.System = joinNonEmpty(p.System, text)
+			continue
+		}
+		p.add(role, text, parts)
+	}
+	return nil
+}
+
+func chatContent(v any, role, where string) (string, []Part, error) {
+	list, ok := v.([]any)
+	if !ok {
+		s, _ := v.(string)
+		return s, nil, nil
+	}
+	allowed := []string{"text", "image_url", "input_audio", "file"}
+	switch role {
+	case "assistant":
+		allowed = []string{"text", "refusal"}
+	case "system", "developer":
+		allowed = []string{"text"}
+	}
+	var texts []string
+	var parts []Part
+	for j, part := range list {
+		at := fmt.Sprintf("%s.content[%d]", where, j)
+		pm, _ := part.(map[string]any)
+		typ, _ := pm["type"].(string)
+		ok := false
+		for _, a := range allowed {
+			ok = ok || a == typ
+		}
+		if !ok {
+			return "", nil, invalid(at+".type", "invalid_value", "Invalid value: '%s'. Supported values are: %s.", typ, supported(allowed...))
+		}
+		switch typ {
+		case "text", "refusal":
+			t, _ := pm[typ].(string)
+			texts = append(texts, t)
+		case "image_url":
+			iu, ok := pm["image_url"].(map[string]any)
+			if !ok {
+				return "", nil, invalid(at+".image_url", "invalid_type", "Invalid type for '%s.image_url': expected an object, but got %s instead.", at, jsonType(pm["image_url"]))
+			}
+			u, _ := iu["url"].(string)
+			if isHTTPURL(u) {
+				parts = append(parts, Part{Kind: PartImage, Shape: "image_url", URL: u})
+				continue
+			}
+			mime, data, ok := parseDataURL(u)
+			if !ok {
+				return "", nil, invalid(at+".image_url.url", "invalid_value", "Invalid '%s.image_url.url'. Expected a base64-encoded data URL with an image MIME type (e.g. 'data:image/png;base64,aW1nIGJ5dGVzIGhlcmU='), but got an invalid value.", at)
+			}
+			if !imageMIMEs[mime] {
+				return "", nil, invalid("", "invalid_image_format", "You uploaded an unsupported image. Please make sure your image has of one the following formats: ['png', 'jpeg', 'gif', 'webp'].")
+			}
+			parts = append(parts, Part{Kind: PartImage, Shape: "image_url", MIMEType: mime, Data: data})
+		case "file":
+			fm, ok := pm["file"].(map[string]any)
+			if !ok {
+				return "", nil, invalid(at+".file", "invalid_type", "Invalid type for '%s.file': expected an object, but got %s instead.", at, jsonType(pm["file"]))
+			}
+			if id, _ := fm["file_id"].(string); id != "" {
+				parts = append(parts, Part{Kind: PartFile, Shape: "file", URL: id})
+				continue
+			}
+			fd, ok := fm["file_data"].(string)
+			if !ok {
+				return "", nil, invalid(at+".file", "missing_required_parameter", "Missing required parameter: '%s.file.file_data' or '%s.file.file_id'.", at, at)
+			}
+			name, _ := fm["filename"].(string)
+			if name == "" {
+				return "", nil, invalid(at+".file.filename", "missing_required_parameter", "Missing required parameter: '%s.file.filename'.", at)
+			}
+			mime, data, ok := parseDataURL(fd)
+			if !ok || mime != "application/pdf" {
+				return "", nil, invalid(at+".file.file_data", "invalid_value", "Invalid '%s.file.file_data'. Expected a base64-encoded data URL with a PDF MIME type (e.g. 'data:application/pdf;base64,JVBERi0='), but got an invalid value.", at)
+			}
+			parts = append(parts, Part{Kind: PartFile, Shape: "file", MIMEType: mime, Name: name, Data: data})
+		}
+	}
+	return strings.Join(texts, ""), parts, nil
+}
+
+func jsonType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "a string"
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "an array"
+	case bool:
+		return "a boolean"
+	}
+	return "a number"
+}
+
+// ---- Responses ----
+
+func decodeResponses(p *Prompt, raw map[string]any) error {
+	switch in := raw["input"].(type) {
+	case string:
+		p.add(string(llm.RoleUser), in, nil)
+	case []any:
+		for i, m := range in {
+			mm, _ := m.(map[string]any)
+			role, _ := mm["role"].(string)
+			if role == "" {
+				continue // function_call, function_call_output, ... items
+			}
+			text, parts, err := responsesContent(mm["content"], role, fmt.Sprintf("input[%d]", i))
+			if err != nil {
+				return err
+			}
+			if role == "system" || role == "developer" {
+				p.System = joinNonEmpty(p.System, text)
+				continue
+			}
+			p.add(role, text, parts)
+		}
+	}
+	return nil
+}
+
+func responsesContent(v any, role, where string) (string, []Part, error) {
+	list, ok := v.([]any)
+	if !ok {
+		s, _ := v.(string)
+		return s, nil, nil
+	}
+	allowed := []string{"input_text", "input_image", "input_file", "input_audio"}
+	if role == "assistant" {
+		allowed = []string{"output_text", "refusal"}
+	}
+	var texts []string
+	var parts []Part
+	for j, part := range list {
+		at := fmt.Sprintf("%s.content[%d]", where, j)
+		pm, _ := part.(map[string]any)
+		typ, _ := pm["type"].(string)
+		ok := false
+		for _, a := range allowed {
+			ok = ok || a == typ
+		}
+		if !ok {
+			return "", nil, invalid(at, "invalid_value", "Invalid value: '%s'. Supported values are: %s.", typ, supported(allowed...))
+		}
+		switch typ {
+		case "input_text", "output_text":
+			t, _ := pm["text"].(string)
+			texts = append(texts, t)
+		case "refusal":
+			t, _ := pm["refusal"].(string)
+			texts = append(texts, t)
+		case "input_image":
+			if id, _ := pm["file_id"].(string); id != "" {
+				parts = append(parts, Part{Kind: PartImage, Shape: "input_image", URL: id})
+				continue
+			}
+			u, ok := pm["image_url"].(string)
+			if !ok {
+				return "", nil, invalid(at+".image_url", "invalid_type", "Invalid type for '%s.image_url': expected a string, but got %s instead.", at, jsonType(pm["image_url"]))
+			}
+			if isHTTPURL(u) {
+				parts = append(parts, Part{Kind: PartImage, Shape: "input_image", URL: u})
+				continue
+			}
+			mime, data, ok := parseDataURL(u)
+			if !ok {
+				return "", nil, invalid(at+".image_url", "invalid_value", "Invalid '%s.image_url'. Expected a base64-encoded data URL with an image MIME type (e.g. 'data:image/png;base64,aW1nIGJ5dGVzIGhlcmU='), but got an invalid value.", at)
+			}
+			if !imageMIMEs[mime] {
+				return "", nil, invalid("", "invalid_image_format", "You uploaded an unsupported image. Please make sure your image has of one the following formats: ['png', 'jpeg', 'gif', 'webp'].")
+			}
+			parts = append(parts, Part{Kind: PartImage, Shape: "input_image", MIMEType: mime, Data: data})
+		case "input_file":
+			name, _ := pm["filename"].(string)
+			if id, _ := pm["file_id"].(string); id != "" {
+				parts = append(parts, Part{Kind: PartFile, Shape: "input_file", Name: name, URL: id})
+				continue
+			}
+			if u, _ := pm["file_url"].(string); u != "" {
+				parts = append(parts, Part{Kind: PartFile, Shape: "input_file", Name: name, URL: u})
+				continue
+			}
+			fd, ok := pm["file_data"].(string)
+			if !ok {
+				return "", nil, invalid(at, "missing_required_parameter", "Missing required parameter: one of '%s.file_data', '%s.file_id' or '%s.file_url'.", at, at, at)
+			}
+			if name == "" {
+				return "", nil, invalid(at+".filename", "missing_required_parameter", "Missing required parameter: '%s.filename'.", at)
+			}
+			mime, data, ok := parseDataURL(fd)
+			if !ok || mime != "application/pdf" {
+				return "", nil, invalid(at+".file_data", "invalid_value", "Invalid '%s.file_data'. Expected a base64-encoded data URL with a PDF MIME type (e.g. 'data:application/pdf;base64,JVBERi0='), but got an invalid value.", at)
+			}
+			parts = append(parts, Part{Kind: PartFile, Shape: "input_file", MIMEType: mime, Name: name, Data: data})
+		}
+	}
+	return strings.Join(texts, ""), parts, nil
+}
+
+// ---- Anthropic Messages ----
+
+func decodeAnthropic(p *Prompt, raw map[string]any) error {
+	switch sys := raw["system"].(type) {
+	case string:
+		p.System = sys
+	case []any:
+		for i, b := range sys {
+			bm, _ := b.(map[string]any)
+			if typ, _ := bm["type"].(string); typ != "text" {
+				return invalid("", "invalid_request_error", "system.%d.type: Input should be 'text'", i)
+			}
+			t, _ := bm["text"].(string)
+			p.System += t
+		}
+	}
+	msgs, _ := raw["messages"].([]any)
+	for i, m := range msgs {
+		mm, _ := m.(map[string]any)
+		role, _ := mm["role"].(string)
+		if role != "user" && role != "assistant" {
+			return invalid("", "invalid_request_error", "messages.%d.role: Input should be 'user' or 'assistant'", i)
+		}
+		text, parts, err := anthropicContent(mm["content"], role, fmt.Sprintf("messages.%d.content", i))
+		if err != nil {
+			return err
+		}
+		p.add(role, text, parts)
+	}
+	return nil
+}
+
+func anthropicContent(v any, role, where string) (string, []Part, error) {
+	list, ok := v.([]any)
+	if !ok {
+		s, _ := v.(string)
+		return s, nil, nil
+	}
+	var texts []string
+	var parts []Part
+	for j, b := range list {
+		at := fmt.Sprintf("%s.%d", where, j)
+		bm, _ := b.(map[string]any)
+		typ, _ := bm["type"].(string)
+		switch typ {
+		case "text":
+			t, _ := bm["text"].(string)
+			if strings.TrimSpace(t) == "" {
+				return "", nil, invalid("", "invalid_request_error", "%s: text content blocks must contain non-whitespace text", at)
+			}
+			texts = append(texts, t)
+			continue
+		case "image", "document":
+			if role != "user" {
+				return "", nil, invalid("", "invalid_request_error", "%s.type: Input tag '%s' found using 'type' does not match any of the expected tags: 'text', 'thinking', 'redacted_thinking', 'tool_use', 'server_tool_use', 'web_search_tool_result'", at, typ)
+			}
+		case "thinking", "redacted_thinking", "tool_use", "tool_result", "server_tool_use", "web_search_tool_result":
+			continue
+		default:
+			return "", nil, invalid("", "invalid_request_error", "%s.type: Input tag '%s' found using 'type' does not match any of the expected tags", at, typ)
+		}
+		pt, err := anthropicSource(bm, typ, at)
+		if err != nil {
+			return "", nil, err
+		}
+		parts = append(parts, pt)
+	}
+	return strings.Join(texts, ""), parts, nil
+}
+
+func anthropicSource(bm map[string]any, typ, at string) (Part, error) {
+	kind := PartImage
+	if typ == "document" {
+		kind = PartFile
+	}
+	pt := Part{Kind: kind, Shape: typ}
+	src, ok := bm["source"].(map[string]any)
+	if !ok {
+		return pt, invalid("", "invalid_request_error", "%s.%s.source: Field required", at, typ)
+	}
+	st, _ := src["type"].(string)
+	switch {
+	case st == "url":
+		u, _ := src["url"].(string)
+		if !isHTTPURL(u) {
+			return pt, invalid("", "invalid_request_error", "%s.%s.source.url.url: Field required", at, typ)
+		}
+		pt.URL = u
+		return pt, nil
+	case st == "file":
+		id, _ := src["file_id"].(string)
+		if id == "" {
+			return pt, invalid("", "invalid_request_error", "%s.%s.source.file.file_id: Field required", at, typ)
+		}
+		pt.URL = id
+		return pt, nil
+	case st == "text" && typ == "document":
+		d, _ := src["data"].(string)
+		pt.MIMEType, pt.Data = "text/plain", []byte(d)
+		return pt, nil
+	case st != "base64":
+		return pt, invalid("", "invalid_request_error", "%s.%s.source: Input tag '%s' found using 'type' does not match any of the expected tags: 'base64', 'url', 'file'", at, typ, st)
+	}
+	here := at + "." + typ + ".source.base64"
+	mt, ok := src["media_type"].(string)
+	if !ok {
+		return pt, invalid("", "invalid_request_error", "%s.media_type: Field required", here)
+	}
+	if typ == "image" && !imageMIMEs[mt] {
+		return pt, invalid("", "invalid_request_error", "%s.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'", here)
+	}
+	if typ == "document" && mt != "application/pdf" {
+		return pt, invalid("", "invalid_request_error", "%s.media_type: Input should be 'application/pdf'", here)
+	}
+	d, ok := src["data"].(string)
+	if !ok {
+		return pt, invalid("", "invalid_request_error", "%s.data: Field required", here)
+	}
+	data, err := base64.StdEncoding.DecodeString(d)
+	if err != nil {
+		return pt, invalid("", "invalid_request_error", "%s.data: invalid base64 data", here)
+	}
+	pt.MIMEType, pt.Data = mt, data
+	return pt, nil
+}
+
+// ---- Gemini ----
+
+func decodeGemini(p *Prompt, raw map[string]any) error {
+	if si, ok := raw["systemInstruction"].(map[string]any); ok {
+		t, _, err := geminiParts(si["parts"], "systemInstruction")
+		if err != nil {
+			return err
+		}
+		p.System = t
+	}
+	cs, _ := raw["contents"].([]any)
+	for i, c := range cs {
+		cm, _ := c.(map[string]any)
+		role, _ := cm["role"].(string)
+		switch role {
+		case "model":
+			role = string(llm.RoleAssistant)
+		case "user", "":
+			role = string(llm.RoleUser)
+		default:
+			return invalid("", "INVALID_ARGUMENT", "Please use a valid role: user, model.")
+		}
+		text, parts, err := geminiParts(cm["parts"], fmt.Sprintf("contents[%d]", i))
+		if err != nil {
+			return err
+		}
+		p.add(role, text, parts)
+	}
+	return nil
+}
+
+// geminiMIME reports whether Gemini takes inline data of this type.
+func geminiMIME(mt string) bool {
+	switch mt {
+	case "image/png", "image/jpeg", "image/webp", "image/heic", "image/heif", "application/pdf":
+		return true
+	}
+	return strings.HasPrefix(mt, "text/") || strings.HasPrefix(mt, "audio/") || strings.HasPrefix(mt, "video/")
+}
+
+// geminiBytes decodes a proto bytes field: standard or URL-safe base64,
+// padded or not.
+func geminiBytes(s string) ([]byte, error) {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	return nil, errors.New("bad base64")
+}
+
+// field returns m[snake] or m[camel], and an error when both are set (a
+// proto oneof set twice).
+func field(m map[string]any, snake, camel, at string) (any, string, error) {
+	a, b := m[snake], m[camel]
+	if a != nil && b != nil {
+		return nil, "", invalid("", "INVALID_ARGUMENT", "Invalid value at '%s' (oneof), oneof field 'data' is already set. Cannot set '%s'", at, camel)
+	}
+	if b != nil {
+		return b, camel, nil
+	}
+	return a, snake, nil
+}
+
+func geminiParts(v any, where string) (string, []Part, error) {
+	list, _ := v.([]any)
+	var texts []string
+	var parts []Part
+	for j, part := range list {
+		at := fmt.Sprintf("%s.parts[%d]", where, j)
+		pm, _ := part.(map[string]any)
+		if t, ok := pm["text"].(string); ok {
+			if th, _ := pm["thought"].(bool); !th {
+				texts = append(texts, t)
+			}
+			continue
+		}
+		set := 0
+		for _, k := range []string{"inline_data", "inlineData", "file_data", "fileData"} {
+			if pm[k] != nil {
+				set++
+			}
+		}
+		if set > 1 {
+			return "", nil, invalid("", "INVALID_ARGUMENT", "Invalid value at '%s' (oneof), oneof field 'data' is already set.", at)
+		}
+		if in, name, _ := field(pm, "inline_data", "inlineData", at); in != nil {
+			im, _ := in.(map[string]any)
+			mtv, _, err := field(im, "mime_type", "mimeType", at+"."+name)
+			if err != nil {
+				return "", nil, err
+			}
+			mt, _ := mtv.(string)
+			if mt == "" {
+				return "", nil, invalid("", "INVALID_ARGUMENT", "* GenerateContentRequest.%s.%s.mime_type: required field is not set", at, name)
+			}
+			if !geminiMIME(mt) {
+				return "", nil, invalid("", "INVALID_ARGUMENT", "Unsupported MIME type: %s", mt)
+			}
+			d, _ := im["data"].(string)
+			data, err := geminiBytes(d)
+			if err != nil {
+				return "", nil, invalid("", "INVALID_ARGUMENT", "Invalid value at '%s.%s.data' (TYPE_BYTES), Base64 decoding failed for %q", at, name, truncate(d, 40))
+			}
+			kind := PartImage
+			if !strings.HasPrefix(mt, "image/") {
+				kind = PartFile
+			}
+			parts = append(parts, Part{Kind: kind, Shape: "inline_data", MIMEType: mt, Data: data})
+			continue
+		}
+		if fd, name, _ := field(pm, "file_data", "fileData", at); fd != nil {
+			fm, _ := fd.(map[string]any)
+			uv, _, err := field(fm, "file_uri", "fileUri", at+"."+name)
+			if err != nil {
+				return "", nil, err
+			}
+			u, _ := uv.(string)
+			if u == "" {
+				return "", nil, invalid("", "INVALID_ARGUMENT", "* GenerateContentRequest.%s.%s.file_uri: required field is not set", at, name)
+			}
+			mtv, _, _ := field(fm, "mime_type", "mimeType", at+"."+name)
+			mt, _ := mtv.(string)
+			kind := PartImage
+			if mt != "" && !strings.HasPrefix(mt, "image/") {
+				kind = PartFile
+			}
+			parts = append(parts, Part{Kind: kind, Shape: "file_data", MIMEType: mt, URL: u})
+		}
+	}
+	return strings.Join(texts, ""), parts, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
 }
 
 // skimmedPrompt is the Prompt of a call whose body was not read

@@ -27,6 +27,7 @@ package llmtest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -482,6 +483,24 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request, f llm.Format
 		writeJSONError(w, http.StatusUnauthorized, "Invalid token", "comet_api_error", "", "", id)
 		return
 	}
+	var p Prompt
+	var err error
+	if skip {
+		p = skimmedPrompt(f, r)
+	} else {
+		p, err = decodeRequest(f, r.URL.Path, body)
+	}
+	if err != nil {
+		// Refused before any model sees it: no script is used up.
+		end()
+		var re *requestError
+		if errors.As(err, &re) {
+			writeFormatError(w, f, http.StatusBadRequest, re.msg, "invalid_request_error", re.param, re.code, id)
+			return
+		}
+		writeFormatError(w, f, http.StatusBadRequest, "invalid JSON body: "+err.Error(), "invalid_request_error", "", "invalid_request", id)
+		return
+	}
 	sc, opts, _ := s.takeScript(r.URL.Path)
 	for k, vs := range sc.Header {
 		for _, v := range vs {
@@ -517,18 +536,6 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request, f llm.Format
 			typ = "comet_api_error"
 		}
 		writeJSONError(w, status, msg, typ, sc.ErrorParam, sc.ErrorCode, id)
-		return
-	}
-	var p Prompt
-	var err error
-	if skip {
-		p = skimmedPrompt(f, r)
-	} else {
-		p, err = decodeRequest(f, r.URL.Path, body)
-	}
-	if err != nil {
-		end()
-		writeJSONError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error(), "invalid_request_error", "", "invalid_request", id)
 		return
 	}
 	a := s.answer(sc, opts, p)
@@ -631,6 +638,30 @@ func SplitWords(text string, n int) []string {
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\n' || c == '\t' || c == '\r' }
+
+// writeFormatError writes an error in the shape of format f: Anthropic's
+// {"type":"error","error":{...}}, Gemini's {"error":{"code","message",
+// "status"}}, else the OpenAI-style gateway envelope.
+func writeFormatError(w http.ResponseWriter, f llm.Format, status int, msg, typ, param, code, reqID string) {
+	var v any
+	switch f {
+	case llm.FormatAnthropic:
+		v = map[string]any{"type": "error", "error": map[string]any{"type": typ, "message": msg + " (request id: " + reqID + ")"}, "request_id": reqID}
+	case llm.FormatGemini:
+		st := "INVALID_ARGUMENT"
+		if status != http.StatusBadRequest {
+			st = strings.ToUpper(strings.ReplaceAll(http.StatusText(status), " ", "_"))
+		}
+		v = map[string]any{"error": map[string]any{"code": status, "message": msg + " (request id: " + reqID + ")", "status": st}}
+	default:
+		writeJSONError(w, status, msg, typ, param, code, reqID)
+		return
+	}
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(b)
+}
 
 func writeJSONError(w http.ResponseWriter, status int, msg, typ, param, code, reqID string) {
 	w.Header().Set("Content-Type", "application/json")
