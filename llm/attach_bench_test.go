@@ -2,6 +2,7 @@ package llm_test
 
 import (
 	"context"
+	"encoding/base64"
 	"runtime"
 	"runtime/metrics"
 	"testing"
@@ -112,4 +113,55 @@ func BenchmarkAttachmentRequestHeap(b *testing.B) {
 			b.ReportMetric(float64(allocs)/float64(ops)/size, "allocX")
 		})
 	}
+}
+
+// BenchmarkGeneratedImageHeap receives a 20 MiB generated image (a Gemini
+// inlineData part in one SSE event, prepared before the measurement) and
+// reports heapX and allocX as BenchmarkAttachmentRequestHeap does.
+//
+// Run: go test -run '^$' -bench GeneratedImageHeap -benchtime 5x ./llm/
+func BenchmarkGeneratedImageHeap(b *testing.B) {
+	const size = llm.MaxImageBytes
+	s := llmtest.NewServer(llmtest.Options{DisableRecording: true})
+	defer s.Close()
+	c, err := llm.NewClient(llm.Config{BaseURL: s.URL(), APIKey: testKey})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := newHeapInuse()
+	runtime.GC()
+	base, _ := h.read()
+	img := make([]byte, size)
+	body := "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Here.\"},{\"inlineData\":{\"mimeType\":\"image/png\",\"data\":\"" +
+		base64.StdEncoding.EncodeToString(img) + "\"}}]},\"finishReason\":\"STOP\"}]}\n\n"
+	img = nil
+	req := llm.Request{Model: "gemini-2.5-flash-image", Messages: []llm.Message{{Role: llm.RoleUser, Content: "draw"}}}
+	var peak, allocs uint64
+	ops := 0
+	b.SetBytes(size)
+	for b.Loop() {
+		b.StopTimer()
+		s.Enqueue(llmtest.Script{ContentType: "text/event-stream", Body: body})
+		runtime.GC()
+		_, a0 := h.read()
+		stop := samplePeak()
+		b.StartTimer()
+		resp, err := c.Stream(context.Background(), req, nil)
+		b.StopTimer()
+		p := stop()
+		_, a1 := h.read()
+		b.StartTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(resp.Images) != 1 || len(resp.Images[0].Data) != size {
+			b.Fatalf("%d images", len(resp.Images))
+		}
+		peak = max(peak, p)
+		allocs += a1 - a0
+		ops++
+	}
+	// The prepared body (4/3 of the image) is not the client's.
+	b.ReportMetric((float64(peak-min(peak, base))-float64(len(body)))/size, "heapX")
+	b.ReportMetric(float64(allocs)/float64(ops)/size, "allocX")
 }

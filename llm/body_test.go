@@ -172,3 +172,39 @@ func TestTurnsAttachments(t *testing.T) {
 		t.Errorf("hasAttachments")
 	}
 }
+
+// TestB64ImageCap: a generated image is decoded up to MaxImageBytes; a
+// larger one is refused from its length alone, without decoding it.
+func TestB64ImageCap(t *testing.T) {
+	t.Parallel()
+	quote := func(b []byte) []byte { return append(append([]byte{'"'}, b...), '"') }
+	// "AAAA" is 3 zero bytes, "AAA=" 2 and "AA==" 1: MaxImageBytes is 3k+2.
+	limit := append(bytes.Repeat([]byte("AAAA"), MaxImageBytes/3), "AAE="...) // ends in 0x00 0x01
+	tests := []struct {
+		name        string
+		raw         []byte
+		n           int
+		tooBig, bad bool
+	}{
+		{"exactly the limit", quote(limit), MaxImageBytes, false, false},
+		{"one byte over", quote(append(limit[:len(limit)-4:len(limit)-4], "AAAA"...)), 0, true, false},
+		{"far over", quote(bytes.Repeat([]byte("AAAA"), MaxImageBytes/2)), 0, true, false},
+		{"unpadded", quote(base64.RawStdEncoding.AppendEncode(nil, []byte("ab"))), 2, false, false},
+		{"url-safe", quote(base64.URLEncoding.AppendEncode(nil, []byte{0xfb, 0xff})), 2, false, false},
+		{"escaped line breaks", []byte(`"YW\nJj\/"`), 0, false, true},
+		{"line breaks", []byte(`"YWJj\nZGVm"`), 6, false, false},
+		{"not base64", []byte(`"*"`), 0, false, true},
+		{"not a string", []byte(`12`), 0, false, true},
+		{"null", []byte(`null`), 0, false, false},
+	}
+	for _, tt := range tests {
+		var d b64image
+		err := d.UnmarshalJSON(tt.raw)
+		if err != nil || len(d.data) != tt.n || d.tooBig != tt.tooBig || d.bad != tt.bad {
+			t.Errorf("%s: err %v, %d bytes, tooBig %v, bad %v", tt.name, err, len(d.data), d.tooBig, d.bad)
+		}
+		if tt.name == "exactly the limit" && (d.data[0] != 0 || d.data[MaxImageBytes-1] != 1) {
+			t.Errorf("%s: wrong bytes", tt.name)
+		}
+	}
+}

@@ -305,7 +305,7 @@ func (c *Client) call(ctx context.Context, req Request, stream bool, onDelta fun
 	attempts := 0
 	for retry := 0; ; {
 		attempts++
-		st := &streamState{c: c, onDelta: onDelta, maxChars: req.MaxAnswerChars}
+		st := &streamState{c: c, onDelta: onDelta, maxChars: req.MaxAnswerChars, maxEvent: c.streamEventLimit(req.Model)}
 		resp, err := c.attempt(ctx, f, &req, stream, drop, st)
 		if err == nil {
 			c.lim.succeeded()
@@ -502,7 +502,8 @@ const maxStreamEvent = sse.DefaultMaxEventSize
 // end of the answer or the body ends.
 func (c *Client) readStream(ctx context.Context, w wire, body io.Reader, st *streamState) error {
 	r := sse.NewReader(body)
-	r.SetMaxEventSize(maxStreamEvent)
+	limit := cmp.Or(st.maxEvent, maxStreamEvent)
+	r.SetMaxEventSize(limit)
 	for {
 		ev, err := r.Next()
 		if err == io.EOF {
@@ -513,7 +514,7 @@ func (c *Client) readStream(ctx context.Context, w wire, body io.Reader, st *str
 				return err // classified by the caller (stall, cancel)
 			}
 			if errors.Is(err, sse.ErrTooLarge) {
-				return &Error{Kind: KindServer, Message: fmt.Sprintf("a stream event larger than %d MiB: refused", maxStreamEvent>>20), permanent: true, err: err}
+				return &Error{Kind: KindServer, Message: fmt.Sprintf("a stream event larger than %d MiB: refused", limit>>20), permanent: true, err: err}
 			}
 			return err
 		}
@@ -598,6 +599,9 @@ type streamState struct {
 	stall          time.Duration // the watchdog's period
 
 	bodyText, bodyReasoning string
+
+	respImages bool // a Responses image arrived in response.output_item.done
+	maxEvent   int  // the SSE event limit (0: maxStreamEvent); see streamEventLimit
 
 	// per-format scratch
 	jd    jsonDec

@@ -2,6 +2,7 @@ package llm
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -128,9 +129,11 @@ type geminiCandidate struct {
 	Index   int `json:"index"`
 	Content struct {
 		Parts []struct {
-			Text             string `json:"text"`
-			Thought          bool   `json:"thought"`
-			ThoughtSignature skip   `json:"thoughtSignature"`
+			Text             string         `json:"text"`
+			Thought          bool           `json:"thought"`
+			ThoughtSignature skip           `json:"thoughtSignature"`
+			InlineData       *geminiBlobOut `json:"inlineData"`
+			InlineDataSnake  *geminiBlobOut `json:"inline_data"`
 		} `json:"parts"`
 		Role skip `json:"role"`
 	} `json:"content"`
@@ -160,6 +163,12 @@ func (g *geminiResponse) apply(st *streamState, emit bool) error {
 			continue
 		}
 		for _, p := range c.Content.Parts {
+			if blob := cmp.Or(p.InlineData, p.InlineDataSnake); blob != nil {
+				if !p.Thought { // a thought image is a draft
+					st.addImage(blob.mime(), &blob.Data)
+				}
+				continue
+			}
 			var err error
 			switch {
 			case !emit && p.Thought:

@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 
@@ -87,6 +88,9 @@ type responsesEvent struct {
 	Message        string          `json:"message"`
 	Param          string          `json:"param"`
 	Error          json.RawMessage `json:"error"`
+	// Item is the output item of response.output_item.done; only an
+	// image_generation_call's fields are read.
+	Item *responsesImageItem `json:"item"`
 }
 
 type responsesBody struct {
@@ -118,7 +122,7 @@ type responsesUsage struct {
 
 func (responsesWire) streamEvent(st *streamState, ev sse.Event) (bool, error) {
 	e := &st.resps
-	e.Delta, e.Response, e.Code, e.Message, e.Param, e.Error = "", nil, nil, "", "", nil
+	e.Delta, e.Response, e.Code, e.Message, e.Param, e.Error, e.Item = "", nil, nil, "", "", nil, nil
 	if err := st.jd.decode(ev.Data, e); err != nil {
 		return false, errBadJSON(st, err)
 	}
@@ -131,12 +135,29 @@ func (responsesWire) streamEvent(st *streamState, ev sse.Event) (bool, error) {
 		return false, st.emit(e.Delta, "")
 	case "response.reasoning_summary_text.delta", "response.reasoning_text.delta":
 		return false, st.emit("", e.Delta)
+	case "response.output_item.done":
+		if it := e.Item; it != nil && it.Type == "image_generation_call" {
+			st.respImages = true
+			st.addImage(it.mime(), &it.Result)
+		}
 	case "response.created", "response.in_progress":
 		if e.Response != nil && e.Response.Model != "" {
 			st.resp.Model = e.Response.Model
 		}
 	case "response.completed", "response.done":
 		st.ended = true
+		// The images normally came in response.output_item.done; take them
+		// from the final output only when they did not.
+		if !st.respImages && bytes.Contains(ev.Data, imageCallKey) {
+			var fin struct {
+				Response struct {
+					Output []responsesImageItem `json:"output"`
+				} `json:"response"`
+			}
+			if json.Unmarshal(ev.Data, &fin) == nil {
+				responsesOutputImages(st, fin.Response.Output)
+			}
+		}
 		if r := e.Response; r != nil {
 			responsesFinish(st, r)
 		}
@@ -231,6 +252,14 @@ func (responsesWire) decodeBody(st *streamState, b []byte) error {
 		}
 	}
 	st.bodyText, st.bodyReasoning = string(text), string(reasoning)
+	if bytes.Contains(b, imageCallKey) {
+		var imgs struct {
+			Output []responsesImageItem `json:"output"`
+		}
+		if json.Unmarshal(b, &imgs) == nil {
+			responsesOutputImages(st, imgs.Output)
+		}
+	}
 	responsesFinish(st, &r)
 	return nil
 }

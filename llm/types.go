@@ -96,8 +96,12 @@ type Response struct {
 	// Format is the wire format that served the call.
 	Format Format
 	// Images are images the model generated (Gemini inline_data parts,
-	// Responses image_generation_call results), with their bytes.
+	// Responses image_generation_call results), with their bytes and MIME
+	// type, in the order they arrived.
 	Images []Image
+	// ImagesDropped counts generated images that were not kept: larger than
+	// MaxImageBytes (or together beyond a few times that), or undecodable.
+	ImagesDropped int
 }
 
 // Normalised values of Response.StopReason.

@@ -82,7 +82,12 @@ type jsonDec struct {
 }
 
 // decode decodes data, which must hold exactly one JSON value, into v.
+// A large value (an event carrying an image) is decoded with json.Unmarshal,
+// so that the decoder does not copy it and keep a buffer of its size.
 func (j *jsonDec) decode(data []byte, v any) error {
+	if len(data) > 256<<10 {
+		return json.Unmarshal(data, v)
+	}
 	if j.dec == nil {
 		j.dec = json.NewDecoder(&j.r)
 	}

@@ -114,6 +114,14 @@ type Script struct {
 	Usage *llm.Usage
 	// StopReason overrides the stop reason in the format's own vocabulary.
 	StopReason string
+	// Images are generated images sent after the text: Gemini parts
+	// {"inlineData":{"mimeType","data"}} (streamed as their own chunks), and
+	// Responses image_generation_call items (response.output_item.added and
+	// .done with the base64 result, repeated in the final output). Chat
+	// Completions and Anthropic have no image output and ignore them.
+	Images []llm.Image
+	// SnakeCaseImages spells Gemini image parts inline_data / mime_type.
+	SnakeCaseImages bool
 
 	// MidStreamError, when set, sends a format-specific error event with this
 	// message after ErrorAfter text chunks, and ends the stream.
@@ -560,6 +568,8 @@ type answer struct {
 	ttft      time.Duration
 	interval  time.Duration
 	text      string
+	images    []llm.Image
+	snake     bool
 }
 
 func (s *Server) answer(sc Script, opts Options, p Prompt) answer {
@@ -574,7 +584,7 @@ func (s *Server) answer(sc Script, opts Options, p Prompt) answer {
 	if size <= 0 {
 		size = opts.ChunkSize
 	}
-	a := answer{ttft: opts.TTFT, stop: sc.StopReason, noStop: sc.NoStopReason}
+	a := answer{ttft: opts.TTFT, stop: sc.StopReason, noStop: sc.NoStopReason, images: sc.Images, snake: sc.SnakeCaseImages}
 	if sc.TTFT > 0 {
 		a.ttft = sc.TTFT
 	}

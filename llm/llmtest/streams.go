@@ -2,6 +2,7 @@ package llmtest
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -56,6 +57,7 @@ type frames interface {
 	start(o *sseOut, a *answer)
 	reasoning(o *sseOut, s string)
 	text(o *sseOut, s string)
+	images(o *sseOut, a *answer)
 	finish(o *sseOut, a *answer)
 	fail(o *sseOut, msg string)
 	// ping sends the format's event without content.
@@ -190,6 +192,12 @@ func (s *Server) writeStream(w http.ResponseWriter, r *http.Request, f llm.Forma
 			return
 		}
 	}
+	if len(a.images) > 0 {
+		fr.images(o, &a)
+		if !o.flush() {
+			return
+		}
+	}
 	if sc.Truncate {
 		end()
 		o.flush()
@@ -306,6 +314,7 @@ func (c *chatFrames) start(o *sseOut, _ *answer) {
 
 func (c *chatFrames) reasoning(o *sseOut, s string) { c.delta(o, "reasoning_content", s) }
 func (c *chatFrames) text(o *sseOut, s string)      { c.delta(o, "content", s) }
+func (c *chatFrames) images(*sseOut, *answer)       {}
 
 func (c *chatFrames) finish(o *sseOut, a *answer) {
 	stop := a.stop
@@ -382,7 +391,12 @@ func (r *responsesFrames) response(b []byte, status string, a *answer) []byte {
 	}
 	b = append(b, `{"type":"message","id":"msg_1","status":"completed","role":"assistant","content":[{"type":"output_text","annotations":[],"text":`...)
 	b = appendJSONString(b, a.text)
-	b = append(b, `}]}]`...)
+	b = append(b, `}]}`...)
+	for i, im := range a.images {
+		b = append(b, ',')
+		b = imageCallItem(b, i, im, true)
+	}
+	b = append(b, ']')
 	if status == "incomplete" && !a.noStop {
 		b = append(b, `,"incomplete_details":{"reason":`...)
 		b = appendJSONString(b, a.stop)
@@ -409,6 +423,38 @@ func (r *responsesFrames) reasoning(o *sseOut, s string) {
 	r.delta(o, "response.reasoning_summary_text.delta", s)
 }
 func (r *responsesFrames) text(o *sseOut, s string) { r.delta(o, "response.output_text.delta", s) }
+
+// imageCallItem renders image i as an image_generation_call output item,
+// with its base64 result when done.
+func imageCallItem(b []byte, i int, im llm.Image, done bool) []byte {
+	b = append(b, `{"type":"image_generation_call","id":"ig_`...)
+	b = strconv.AppendInt(b, int64(i+1), 10)
+	if !done {
+		return append(b, `","status":"in_progress"}`...)
+	}
+	b = append(b, `","status":"completed","output_format":`...)
+	b = appendJSONString(b, strings.TrimPrefix(im.MIMEType, "image/"))
+	b = append(b, `,"revised_prompt":"a picture","result":"`...)
+	b = base64.StdEncoding.AppendEncode(b, im.Data)
+	return append(b, `"}`...)
+}
+
+func (r *responsesFrames) images(o *sseOut, a *answer) {
+	for i, im := range a.images {
+		for _, done := range []bool{false, true} {
+			typ := "response.output_item.added"
+			if done {
+				typ = "response.output_item.done"
+			}
+			r.ev(o, typ, func(b []byte) []byte {
+				b = append(b, `,"output_index":`...)
+				b = strconv.AppendInt(b, int64(i+1), 10)
+				b = append(b, `,"item":`...)
+				return imageCallItem(b, i, im, done)
+			})
+		}
+	}
+}
 
 func (r *responsesFrames) finish(o *sseOut, a *answer) {
 	r.ev(o, "response.output_text.done", func(b []byte) []byte {
@@ -505,6 +551,7 @@ func (a *anthropicFrames) delta(o *sseOut, kind, field, s string) {
 
 func (a *anthropicFrames) reasoning(o *sseOut, s string) { a.delta(o, "thinking", "thinking", s) }
 func (a *anthropicFrames) text(o *sseOut, s string)      { a.delta(o, "text", "text", s) }
+func (a *anthropicFrames) images(*sseOut, *answer)       {}
 
 func (a *anthropicFrames) finish(o *sseOut, ans *answer) {
 	a.closeBlock(o)
@@ -569,6 +616,30 @@ func (g *geminiFrames) chunk(s string, thought bool, finish string, u *llm.Usage
 	return b
 }
 
+// imageChunk renders a chunk with one inline image part.
+func (g *geminiFrames) imageChunk(im llm.Image, snake bool) []byte {
+	b := append(g.tmp[:0], `{"candidates":[{"content":{"parts":[{`...)
+	if snake {
+		b = append(b, `"inline_data":{"mime_type":`...)
+	} else {
+		b = append(b, `"inlineData":{"mimeType":`...)
+	}
+	b = appendJSONString(b, im.MIMEType)
+	b = append(b, `,"data":"`...)
+	b = base64.StdEncoding.AppendEncode(b, im.Data)
+	b = append(b, `"}}],"role":"model"},"index":0}],"modelVersion":`...)
+	b = appendJSONString(b, g.model)
+	b = append(b, `,"responseId":"fake"}`...)
+	g.tmp = b
+	return b
+}
+
+func (g *geminiFrames) images(o *sseOut, a *answer) {
+	for _, im := range a.images {
+		o.event("", g.imageChunk(im, a.snake))
+	}
+}
+
 func (g *geminiFrames) start(*sseOut, *answer)        {}
 func (g *geminiFrames) reasoning(o *sseOut, s string) { o.event("", g.chunk(s, true, "", nil)) }
 func (g *geminiFrames) text(o *sseOut, s string)      { o.event("", g.chunk(s, false, "", nil)) }
@@ -604,6 +675,10 @@ func (s *Server) writeGeminiArray(w http.ResponseWriter, p Prompt, a answer) {
 	}
 	for _, c := range a.chunks {
 		b = append(b, g.chunk(c, false, "", nil)...)
+		b = append(b, ',')
+	}
+	for _, im := range a.images {
+		b = append(b, g.imageChunk(im, a.snake)...)
 		b = append(b, ',')
 	}
 	stop := a.stop
@@ -659,6 +734,14 @@ func (s *Server) writeWhole(ctx context.Context, w http.ResponseWriter, f llm.Fo
 			parts = append(parts, map[string]any{"text": reasoning, "thought": true})
 		}
 		parts = append(parts, map[string]any{"text": a.text})
+		for _, im := range a.images {
+			blob := map[string]any{"mimeType": im.MIMEType, "data": im.Data} // []byte marshals as base64
+			if a.snake {
+				parts = append(parts, map[string]any{"inline_data": map[string]any{"mime_type": im.MIMEType, "data": im.Data}})
+			} else {
+				parts = append(parts, map[string]any{"inlineData": blob})
+			}
+		}
 		stop := a.stop
 		if stop == "" {
 			stop = "STOP"
