@@ -39,6 +39,12 @@ type ModelInfo struct {
 	Pricing Pricing `json:"pricing"`
 	// APIDocURL links to the model's API documentation.
 	APIDocURL string `json:"api_doc_url"`
+	// InputModalities are the kinds of input the record lists ("text",
+	// "image", "file", ...), lower case, when it lists them: from
+	// input_modalities, modalities ({"input":[...]}, a list or a string) or
+	// architecture.input_modalities / architecture.modality
+	// ("text+image->text"). Nil when the record is silent.
+	InputModalities []string `json:"input_modalities,omitempty"`
 }
 
 // Pricing is a model's price. Input and Output are USD per million tokens.
@@ -77,17 +83,33 @@ func (m ModelInfo) Cost(u Usage) float64 {
 // nulls, a features value that is a single string, and unknown fields.
 func (m *ModelInfo) UnmarshalJSON(b []byte) error {
 	var raw struct {
-		ID        string          `json:"id"`
-		Provider  string          `json:"provider"`
-		Type      string          `json:"model_type"`
-		Features  json.RawMessage `json:"features"`
-		Pricing   json.RawMessage `json:"pricing"`
-		APIDocURL string          `json:"api_doc_url"`
+		ID              string          `json:"id"`
+		Provider        string          `json:"provider"`
+		Type            string          `json:"model_type"`
+		Features        json.RawMessage `json:"features"`
+		Pricing         json.RawMessage `json:"pricing"`
+		APIDocURL       string          `json:"api_doc_url"`
+		InputModalities json.RawMessage `json:"input_modalities"`
+		Modalities      json.RawMessage `json:"modalities"`
+		Architecture    json.RawMessage `json:"architecture"`
 	}
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return err
 	}
 	*m = ModelInfo{ID: strings.TrimSpace(raw.ID), Provider: raw.Provider, Type: raw.Type, APIDocURL: raw.APIDocURL}
+	var arch struct {
+		InputModalities json.RawMessage `json:"input_modalities"`
+		Modality        json.RawMessage `json:"modality"`
+	}
+	if len(raw.Architecture) > 0 && raw.Architecture[0] == '{' {
+		_ = json.Unmarshal(raw.Architecture, &arch) // tolerate garbage: silent
+	}
+	for _, r := range []json.RawMessage{raw.InputModalities, arch.InputModalities, raw.Modalities, arch.Modality} {
+		if ms := parseModalities(r); ms != nil {
+			m.InputModalities = ms
+			break
+		}
+	}
 	if len(raw.Features) > 0 && string(raw.Features) != "null" {
 		if json.Unmarshal(raw.Features, &m.Features) != nil {
 			var s string
@@ -121,6 +143,47 @@ func (m *ModelInfo) UnmarshalJSON(b []byte) error {
 		}
 	}
 	return nil
+}
+
+// parseModalities reads a list of input modalities: ["text","image"],
+// {"input":["text","image"],"output":[...]}, "text,image" or
+// "text+image->text" (inputs before the arrow). It returns nil when raw says
+// nothing usable.
+func parseModalities(raw json.RawMessage) []string {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	var list []string
+	switch raw[0] {
+	case '[':
+		if json.Unmarshal(raw, &list) != nil {
+			return nil
+		}
+	case '{':
+		var obj struct {
+			Input json.RawMessage `json:"input"`
+		}
+		if json.Unmarshal(raw, &obj) != nil || len(obj.Input) == 0 || obj.Input[0] == '{' {
+			return nil
+		}
+		return parseModalities(obj.Input)
+	case '"':
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return nil
+		}
+		s, _, _ = strings.Cut(s, "->")
+		list = strings.FieldsFunc(s, func(r rune) bool { return r == '+' || r == ',' || r == '|' || r == '/' || r == ' ' })
+	default:
+		return nil
+	}
+	var out []string
+	for _, x := range list {
+		if x = strings.ToLower(strings.TrimSpace(x)); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // flexFloat accepts a JSON number, a numeric string, or null.
@@ -229,6 +292,7 @@ type catalogIndex struct {
 	byID   map[string]int // lower-case id -> index
 	text   []int          // indexes of text models
 	prov   []string       // lower-case providers, parallel to models
+	caps   []string       // lower-case feature tags and capability words, parallel to models
 }
 
 // NewCatalog returns an empty Catalog; call Run (or Load and Refresh) to fill it.
@@ -411,6 +475,7 @@ func buildIndex(models []ModelInfo) *catalogIndex {
 		idx.models = append(idx.models, m)
 		idx.lower = append(idx.lower, l)
 		idx.prov = append(idx.prov, strings.ToLower(m.Provider))
+		idx.caps = append(idx.caps, capabilityWords(m))
 	}
 	return idx
 }
@@ -587,9 +652,12 @@ func (c *Catalog) TextModels() []ModelInfo {
 
 // Search returns up to limit text models matching query, best first. Matching
 // is case-insensitive: exact id, then id prefix, then substring (earlier is
-// better), then all query words found in the id or provider, then a fuzzy
-// subsequence match. Ties go to the shorter id. An empty query lists text
-// models by id. limit <= 0 means no limit.
+// better), then all query words found in the id, the provider, the feature
+// tags or the capability words ("vision" and "image" for models that take
+// images, "file", "pdf" and "document" for models that take files: see
+// ModelInfo.Accepts), then a fuzzy subsequence match of the id. Ties go to
+// the shorter id. An empty query lists text models by id. limit <= 0 means
+// no limit.
 func (c *Catalog) Search(query string, limit int) []ModelInfo {
 	idx := c.snapshot()
 	if idx == nil {
@@ -612,7 +680,7 @@ func (c *Catalog) Search(query string, limit int) []ModelInfo {
 	type hit struct{ i, score int }
 	hits := make([]hit, 0, 16)
 	for _, i := range idx.text {
-		if s, ok := matchScore(idx.lower[i], idx.prov[i], q, compact, words); ok {
+		if s, ok := matchScore(idx.lower[i], idx.prov[i], idx.caps[i], q, compact, words); ok {
 			hits = append(hits, hit{i, s})
 		}
 	}
@@ -635,7 +703,7 @@ func (c *Catalog) Search(query string, limit int) []ModelInfo {
 }
 
 // matchScore ranks id against query q (lower case); lower is better.
-func matchScore(id, prov, q, compact string, words []string) (int, bool) {
+func matchScore(id, prov, caps, q, compact string, words []string) (int, bool) {
 	switch {
 	case id == q:
 		return 0, true
@@ -645,10 +713,10 @@ func matchScore(id, prov, q, compact string, words []string) (int, bool) {
 	if p := strings.Index(id, q); p >= 0 {
 		return 100 + p, true
 	}
-	if len(words) > 1 || prov != "" {
+	if len(words) > 1 || prov != "" || caps != "" {
 		all := true
 		for _, w := range words {
-			if !strings.Contains(id, w) && !strings.Contains(prov, w) {
+			if !strings.Contains(id, w) && !strings.Contains(prov, w) && !strings.Contains(caps, w) {
 				all = false
 				break
 			}

@@ -714,6 +714,7 @@ func CatalogJSON(models []llm.ModelInfo) []byte {
 		Pricing   pricing  `json:"pricing"`
 		APIDocURL string   `json:"api_doc_url"`
 		Upcoming  bool     `json:"upcoming"`
+		InputMods []string `json:"input_modalities,omitempty"`
 	}
 	recs := make([]rec, 0, len(models))
 	for _, m := range models {
@@ -725,7 +726,7 @@ func CatalogJSON(models []llm.ModelInfo) []byte {
 		if cur == "" {
 			cur = "USD / M Tokens"
 		}
-		recs = append(recs, rec{ID: m.ID, Provider: m.Provider, ModelType: m.Type, Features: f, APIDocURL: m.APIDocURL,
+		recs = append(recs, rec{ID: m.ID, Provider: m.Provider, ModelType: m.Type, Features: f, APIDocURL: m.APIDocURL, InputMods: m.InputModalities,
 			Pricing: pricing{Currency: cur, Input: m.Pricing.Input, Output: m.Pricing.Output, PerRequest: m.Pricing.PerRequest, PerSecond: m.Pricing.PerSecond}})
 	}
 	b, _ := json.Marshal(map[string]any{"success": true, "page": 0, "page_size": 0, "total": len(recs), "data": recs})
