@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/cometbot/cometbot/llm"
@@ -192,5 +194,80 @@ func TestGeneratedImageDropped(t *testing.T) {
 		if resp.Text != "Here you go." || len(resp.Images) != 0 || resp.ImagesDropped != 1 {
 			t.Errorf("%s: text %q, %d images, %d dropped", tt.name, resp.Text, len(resp.Images), resp.ImagesDropped)
 		}
+	}
+}
+
+// TestAttachmentRefused: a model that cannot read an attachment answers a
+// 400; the error surfaces as KindAttachment (never a retry without the
+// attachment), while a 400 naming an optional parameter still goes to the
+// parameter retry, which keeps the attachment.
+func TestAttachmentRefused(t *testing.T) {
+	t.Parallel()
+	png := randomBytes("\x89PNG\r\n\x1a\n", 1000, 6)
+	pdf := randomBytes("%PDF-1.4\n", 1000, 7)
+	withImage := []llm.Message{{Role: llm.RoleUser, Content: "what is this?", Images: []llm.Image{{MIMEType: "image/png", Data: png}}}}
+	withPDF := []llm.Message{{Role: llm.RoleUser, Content: "summarise", Files: []llm.File{{Name: "a.pdf", Data: pdf}}}}
+	temp := 0.5
+	tests := []struct {
+		name     string
+		model    string
+		msgs     []llm.Message
+		scripts  []llmtest.Script
+		kind     llm.ErrorKind // 0: success
+		calls    int
+		noParams []bool // per call: the optional parameters were dropped
+	}{
+		{"chat image_url param", "deepseek-chat", withImage, []llmtest.Script{{Status: 400, ErrorMessage: "Invalid content type. image_url is only supported by certain models.",
+			ErrorParam: "messages.[0].content.[1].type", ErrorCode: "invalid_request_error"}}, llm.KindAttachment, 1, []bool{false}},
+		{"responses no image input", "gpt-5-mini", withImage, []llmtest.Script{{Status: 400, ErrorMessage: "This model does not support image inputs.", ErrorParam: "input[0].content[1]"}},
+			llm.KindAttachment, 1, []bool{false}},
+		{"anthropic image refused", "claude-sonnet-4-5", withImage, []llmtest.Script{{Status: 400, Body: `{"type":"error","error":{"type":"invalid_request_error","message":"messages.0.content.0.image.source.base64: The image was specified using the image/png media type, but the image appears to be a image/jpeg image"}}`}},
+			llm.KindAttachment, 1, []bool{false}},
+		{"gemini pdf refused", "gemini-2.5-flash", withPDF, []llmtest.Script{{Status: 400, Body: `{"error":{"code":400,"message":"Unsupported MIME type: application/pdf","status":"INVALID_ARGUMENT"}}`}},
+			llm.KindAttachment, 1, []bool{false}},
+		{"too large", "gpt-4o", withImage, []llmtest.Script{{Status: 413, ErrorMessage: "Request Entity Too Large"}}, llm.KindAttachment, 1, []bool{false}},
+		{"temperature then image", "gpt-4o", withImage, []llmtest.Script{
+			{Status: 400, ErrorMessage: "Unsupported parameter: 'temperature'", ErrorParam: "temperature"},
+			{Status: 400, ErrorMessage: "Invalid content type. image_url is only supported by certain models."},
+		}, llm.KindAttachment, 2, []bool{false, true}},
+		{"temperature retried with the image", "gpt-4o", withImage, []llmtest.Script{
+			{Status: 400, ErrorMessage: "Unsupported parameter: 'temperature' with image input", ErrorParam: "temperature"},
+		}, 0, 2, []bool{false, true}},
+		{"no attachment: a plain bad request", "gpt-4o", q, []llmtest.Script{{Status: 400, ErrorMessage: "image_url is only supported by certain models."}},
+			llm.KindBadRequest, 1, []bool{false}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := llmtest.New(t)
+			c := newClient(t, s)
+			s.Enqueue(tt.scripts...)
+			_, err := c.Stream(context.Background(), llm.Request{Model: tt.model, Messages: tt.msgs, Temperature: &temp}, nil)
+			var e *llm.Error
+			switch {
+			case tt.kind == 0 && err != nil:
+				t.Fatalf("err = %v", err)
+			case tt.kind != 0 && (!errors.As(err, &e) || e.Kind != tt.kind):
+				t.Fatalf("err = %v, want kind %v", err, tt.kind)
+			}
+			if tt.kind == llm.KindAttachment {
+				if !errors.Is(err, llm.ErrAttachment) || e.Message == "" || !strings.Contains(llm.UserMessage(err), "image or file") {
+					t.Errorf("err = %v, user message %q", err, llm.UserMessage(err))
+				}
+			}
+			reqs := s.Requests()
+			if len(reqs) != tt.calls {
+				t.Fatalf("%d calls, want %d", len(reqs), tt.calls)
+			}
+			for i, rec := range reqs {
+				p := rec.MustDecode()
+				if n := len(p.Messages[len(p.Messages)-1].Images) + len(p.Messages[len(p.Messages)-1].Files); n != len(tt.msgs[0].Images)+len(tt.msgs[0].Files) {
+					t.Errorf("call %d: %d attachments sent", i+1, n)
+				}
+				if _, sent := p.Params["temperature"]; sent == tt.noParams[i] {
+					t.Errorf("call %d: temperature sent = %v", i+1, sent)
+				}
+			}
+		})
 	}
 }

@@ -332,6 +332,12 @@ func (c *Client) call(ctx context.Context, req Request, stream bool, onDelta fun
 			f = FormatChat
 			continue
 		}
+		if e.Kind == KindBadRequest && req.hasAttachments() && attachmentRefused(e) {
+			// Never retried without the attachment: answering as if it
+			// were not there would mislead the user.
+			e.Kind = KindAttachment
+			return nil, e
+		}
 		if e.Kind == KindBadRequest && e.Param != "" && !paramRetried {
 			if bit := paramBit(e.Param); bit != 0 && sentParams(&req, f, stream)&^drop&bit != 0 {
 				paramRetried = true

@@ -38,6 +38,7 @@ const (
 	// incomplete) before the format's stop reason arrived — the answer was
 	// cut. Error.Partial holds what arrived. Retried before any text.
 	KindIncomplete
+	KindAttachment // the model refused an attached image or file (cannot read that input, or too large)
 )
 
 var kindNames = [...]string{
@@ -52,6 +53,7 @@ var kindNames = [...]string{
 	KindModel:       "model",
 	KindQuota:       "quota",
 	KindIncomplete:  "incomplete",
+	KindAttachment:  "attachment",
 }
 
 // String returns the kind's short lower-case name, e.g. "rate-limited".
@@ -88,6 +90,10 @@ var (
 	// content filter. The partial text and usage are in Error.Partial (and in
 	// the Response returned with the error).
 	ErrIncomplete error = &sentinel{KindIncomplete}
+	// ErrAttachment: the model could not take an attached image or file.
+	// The request is never retried without the attachment; pick a model
+	// that accepts it (see ModelInfo.Accepts).
+	ErrAttachment error = &sentinel{KindAttachment}
 )
 
 // Error is the one error type of a failed gateway call. Use errors.Is with the
@@ -258,6 +264,8 @@ func UserMessage(err error) string {
 		return "The gateway account is out of credit or quota — please ask an admin to top it up."
 	case KindIncomplete:
 		return "The answer was cut off before the model finished — please try again."
+	case KindAttachment:
+		return "This model can't read the attached image or file — please try a model that accepts images or documents."
 	}
 	return "Something went wrong while talking to the model — please try again."
 }
@@ -518,6 +526,31 @@ func (c *Client) classifyHTTP(resp *http.Response, body []byte) *Error {
 		}
 	}
 	return e
+}
+
+// attachmentWords mark an error about an image or file input.
+var attachmentWords = []string{"image", "vision", "multimodal", "multi-modal", "pdf", "document", "file", "inline_data",
+	"inlinedata", "mime", "media_type", "attachment", "base64", "data url", "data uri"}
+
+// attachmentRefused reports whether a refused request that carried images
+// or files was refused because of them: a 413, or an error naming an
+// attachment parameter or talking about images, files or media types. An
+// error naming an optional parameter (temperature, ...) is not: it goes to
+// the parameter retry, which keeps the attachments.
+func attachmentRefused(e *Error) bool {
+	if paramBit(e.Param) != 0 {
+		return false
+	}
+	if e.Status == http.StatusRequestEntityTooLarge {
+		return true
+	}
+	low := strings.ToLower(e.Param + " " + e.Code + " " + e.Message)
+	for _, w := range attachmentWords {
+		if strings.Contains(low, w) {
+			return true
+		}
+	}
+	return false
 }
 
 func mentionsModel(low string) bool {

@@ -107,7 +107,7 @@ func TestErrorCarriesRequestIDAndParam(t *testing.T) {
 func TestUserMessageEveryKind(t *testing.T) {
 	t.Parallel()
 	seen := map[string]bool{}
-	for k := llm.KindUnknown; k <= llm.KindIncomplete; k++ {
+	for k := llm.KindUnknown; k <= llm.KindAttachment; k++ {
 		err := &llm.Error{Kind: k, Message: "secret sk-abcdefghijklmnop {\"error\":1}", Status: 500}
 		um := llm.UserMessage(err)
 		if um == "" || strings.Contains(um, "sk-") || strings.Contains(um, "{") || strings.Contains(um, "500") || strings.Count(um, ".") > 3 {
