@@ -31,7 +31,21 @@
 // ErrIncomplete, with the partial text and usage in Error.Partial. With
 // Request.MaxAnswerChars the client stops reading at that many characters and
 // returns the answer cut there: Response.Cut, not an error. One SSE event is
-// limited to 4 MiB; a larger one is refused.
+// limited to 4 MiB (for models that generate images, enough for one image of
+// MaxImageBytes); a larger one is refused.
+//
+// # Attachments
+//
+// User messages carry Images (png, jpeg, gif, webp; inline bytes or a URL)
+// and Files (PDF), sent in each format's native shape: chat image_url and
+// file parts, responses input_image and input_file, anthropic image and
+// document blocks, gemini inline_data. The request body streams them as
+// base64 while it is sent, so a turn holds about its attachments' own size
+// in memory, not three base64 copies. Images the model generates (Gemini
+// image models, the Responses image_generation tool) come back in
+// Response.Images, each up to MaxImageBytes. ModelInfo.Accepts tells from
+// the catalog whether a model takes image or file input; a model that
+// refuses one fails with ErrAttachment, never silently without it.
 //
 // # Formats and routing
 //
@@ -72,6 +86,8 @@
 //   - A 400 naming an optional parameter (temperature, top_p, max tokens,
 //     stream_options) is retried once without any optional parameter; the
 //     named one is remembered per model and left out of later requests.
+//     Images and files are never dropped: a refusal about them (or a 413)
+//     is ErrAttachment at once.
 //   - 401/403 → ErrAuth; 404/405, 3xx and HTML pages → ErrBaseURL (after the
 //     native-format fallback, when one applies); 402 or exhausted quota →
 //     ErrQuota; unknown model → ErrModel; other 4xx → ErrBadRequest.
@@ -88,13 +104,16 @@
 // Catalog fetches GET {host}/api/models (CatalogURLFor), keeps it in memory,
 // refreshes it in the background (Run), persists the last good document
 // through a CatalogCache (FileCache, or the bbolt store) and answers Lookup,
-// Search, Suggest and TextModels. ModelInfo.Cost prices a reply's Usage.
+// Search (which also matches capabilities: "vision", "pdf"), Suggest and
+// TextModels. ModelInfo.Cost prices a reply's Usage; ModelInfo.Accepts reads
+// image and file input support from features and input modalities.
 //
 // # Testing
 //
 // Package llm/llmtest is a loopback fake gateway that speaks all four formats
 // and the catalog, scriptable per call (statuses, Retry-After, HTML bodies,
 // mid-stream errors, stalls with or without keep-alives, cut streams, long
-// or endless streams generated lazily, latency, usage) with a request
-// recorder.
+// or endless streams generated lazily, latency, usage, generated images)
+// with a request recorder that decodes every format's image and file parts,
+// refusing malformed ones like the real service.
 package llm

@@ -18,7 +18,13 @@
 // default behaviour: the reply set with SetReply (or, in echo mode, "echo: "
 // followed by the last user message), streamed one word per chunk at the
 // configured latency. Scripts can fail with any status, headers and body,
-// break or stall a stream, and set usage numbers.
+// break or stall a stream, set usage numbers and return generated images.
+//
+// Requests are checked like the real service checks them: image and file
+// parts (data URIs, base64, media types, which roles may carry them) are
+// decoded per format, and a malformed one is refused with a 400 in the
+// format's own error shape before any script is used. Recorded.Decode gives
+// the parts back (Prompt.Parts) with their bytes.
 //
 // NewServer has no testing dependency so load tools can run it; New ties the
 // server to a test and closes it on cleanup.
