@@ -18,15 +18,20 @@ const (
 // with an error of kind KindAttachment).
 //
 // The record's input modalities, when it lists them, decide both ways.
-// Otherwise its feature tags can only say yes: "vision", "image",
-// "image_input", "multimodal", ... for images; "file", "pdf", "document",
-// "file_input", ... for files. Tags about output ("image_generation",
-// "text_to_image") or tools ("file_search") do not count; "text_only" says
-// no to both.
+// Otherwise its feature tags say yes: "vision", "image", "image_input",
+// "multimodal", ... for images; "file", "pdf", "document", "file_input", ...
+// for files. Tags about output ("image_generation", "text_to_image") or
+// tools ("file_search") do not count. They say no only explicitly:
+// "text_only" to both kinds, and a bare "text" tag (features that list
+// modalities) without an image tag to images.
 func (m ModelInfo) Accepts(kind string) (accepts, known bool) {
-	words := kindWords(kind)
-	if words == nil {
+	kind = normKind(kind)
+	if kind == "" {
 		return false, false
+	}
+	words := imageWords
+	if kind == InputFile {
+		words = fileWords
 	}
 	if len(m.InputModalities) > 0 {
 		for _, mod := range m.InputModalities {
@@ -38,18 +43,24 @@ func (m ModelInfo) Accepts(kind string) (accepts, known bool) {
 		}
 		return false, true
 	}
-	textOnly := false
+	textOnly, modalities := false, false
 	for _, f := range m.Features {
 		toks := tagTokens(f)
 		if slices.Contains(toks, "text") && slices.Contains(toks, "only") {
 			textOnly = true
 			continue
 		}
+		if len(toks) == 1 && toks[0] == "text" {
+			modalities = true
+			continue
+		}
 		if tagSaysInput(toks, words) {
 			return true, true
 		}
 	}
-	return false, textOnly
+	// PDF support is rarely tagged even where images are: a bare "text"
+	// tag says nothing about files.
+	return false, textOnly || (modalities && kind == InputImage)
 }
 
 // Accepts reports what the catalog says about model taking input of kind
@@ -71,15 +82,15 @@ var (
 	toolWords = []string{"search", "retrieval"}
 )
 
-// kindWords returns the words that mean input kind, or nil.
-func kindWords(kind string) []string {
+// normKind returns InputImage or InputFile for kind or a synonym, else "".
+func normKind(kind string) string {
 	switch strings.ToLower(strings.TrimSpace(kind)) {
 	case "image", "images", "vision":
-		return imageWords
+		return InputImage
 	case "file", "files", "pdf", "document", "documents":
-		return fileWords
+		return InputFile
 	}
-	return nil
+	return ""
 }
 
 // tagTokens splits a tag into lower-case words: "Image-Input" → [image

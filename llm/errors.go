@@ -38,7 +38,10 @@ const (
 	// incomplete) before the format's stop reason arrived — the answer was
 	// cut. Error.Partial holds what arrived. Retried before any text.
 	KindIncomplete
-	KindAttachment // the model refused an attached image or file (cannot read that input, or too large)
+	// KindAttachment: the model refused an attached image or file (it cannot
+	// read that kind of input, or it is too large). Never retried without
+	// the attachment.
+	KindAttachment
 )
 
 var kindNames = [...]string{
