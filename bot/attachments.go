@@ -347,5 +347,5 @@ func placeholder(a storage.AttachmentRef) string {
 
 // modelAccepts reports whether the catalog says the model takes kind input.
 func modelAccepts(info llm.ModelInfo, kind string) (accepts, known bool) {
-	return true, false // MERGE: info.Accepts(kind)
+	return info.Accepts(kind)
 }

@@ -208,6 +208,20 @@ func TestModelWithoutVision(t *testing.T) {
 	}
 }
 
+// A model that refuses the image (the catalog could not tell) gets the
+// attachment sentence, not a generic failure.
+func TestModelRefusesImage(t *testing.T) {
+	h := newHarness(t, nil)
+	h.model.answer = func(ctx context.Context, req llm.Request) (string, error) {
+		return "", &llm.Error{Kind: llm.KindAttachment, Status: 400, Message: "image_url is only supported by certain models"}
+	}
+	m := dm("what is this?", "1")
+	m.Attachments = []Attachment{{Name: "shot.png", Fetch: served(pngBytes)}}
+	if _, failed := h.say(t, m); !strings.Contains(failed, "/model list vision") {
+		t.Fatalf("failure message = %q", failed)
+	}
+}
+
 func TestTextFileCutToFit(t *testing.T) {
 	h := newHarness(t, func(o *Options) { o.ContextTokens = 2000 })
 	big := strings.Repeat("0123456789abcdef\n", 10_000) // 170k characters

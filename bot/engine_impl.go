@@ -844,6 +844,8 @@ func userMessage(err error) string {
 		return "⏱️ The model took too long to answer. Please try again."
 	case errors.Is(err, llm.ErrIncomplete):
 		return "⚠️ The answer was cut off before the model finished, so it is incomplete. Please ask again."
+	case errors.Is(err, llm.ErrAttachment):
+		return "📎 This model can't read the attached image or file. `/model list vision` shows models that can."
 	}
 	return "⚠️ " + llm.UserMessage(err)
 }
