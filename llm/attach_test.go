@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cometbot/cometbot/llm"
 	"github.com/cometbot/cometbot/llm/llmtest"
@@ -267,6 +268,53 @@ func TestAttachmentRefused(t *testing.T) {
 				if _, sent := p.Params["temperature"]; sent == tt.noParams[i] {
 					t.Errorf("call %d: temperature sent = %v", i+1, sent)
 				}
+			}
+		})
+	}
+}
+
+// TestImageModelStreamLimit: an SSE event may hold a whole generated image
+// (over the 4 MiB limit of other streams) only for models that generate
+// images; elsewhere it is refused, not retried.
+func TestImageModelStreamLimit(t *testing.T) {
+	t.Parallel()
+	img := randomBytes("\x89PNG\r\n\x1a\n", 5<<20, 8)
+	cat := llm.NewCatalog(llm.CatalogConfig{})
+	cat.SetModels([]llm.ModelInfo{
+		{ID: "painter-x", Provider: "Google", Type: "text", Features: []string{"Image Generation"}},
+		{ID: "gemini-2.5-flash", Provider: "Google", Type: "text", Features: []string{"vision"}},
+	})
+	tests := []struct {
+		model string
+		ok    bool
+	}{
+		{"gemini-2.5-flash-image", true}, // by id
+		{"painter-x", true},              // by catalog feature
+		{"gemini-2.5-flash", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.model, func(t *testing.T) {
+			t.Parallel()
+			s := llmtest.New(t)
+			c := newClient(t, s, func(cfg *llm.Config) {
+				cfg.Catalog = cat
+				cfg.Routes = []llm.Route{{Pattern: "painter-*", Format: llm.FormatGemini}}
+				cfg.StallTimeout = 30 * time.Second // 5 MiB events under -race on a busy machine
+			})
+			s.Enqueue(llmtest.Script{Text: "Here.", Images: []llm.Image{{MIMEType: "image/png", Data: img}}})
+			resp, err := c.Stream(context.Background(), llm.Request{Model: tt.model, Messages: []llm.Message{{Role: llm.RoleUser, Content: "draw"}}}, nil)
+			if !tt.ok {
+				var e *llm.Error
+				if !errors.As(err, &e) || e.Retryable() || s.Calls() != 1 {
+					t.Fatalf("err = %v after %d calls, want a refusal", err, s.Calls())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(resp.Images) != 1 || !bytes.Equal(resp.Images[0].Data, img) {
+				t.Fatalf("%d images, %d dropped", len(resp.Images), resp.ImagesDropped)
 			}
 		})
 	}

@@ -126,6 +126,7 @@ func (st *streamState) addImage(mime string, d *b64image) {
 		}
 	}
 	st.resp.Images = append(st.resp.Images, Image{MIMEType: mime, Data: d.data})
+	st.progress() // an image is content for the stall watchdog
 }
 
 // geminiBlobOut is an inline blob in a Gemini answer, in either spelling.
