@@ -141,7 +141,7 @@ func (e *Engine) readAttachments(ctx context.Context, m Message, model string) a
 			continue
 		}
 		if known && o.f.kind != kindText {
-			if ok, said := modelAccepts(info, o.f.kind); said && !ok {
+			if ok, said := info.Accepts(o.f.kind); said && !ok {
 				res.notes = append(res.notes, cannotRead(o.f, model))
 				continue
 			}
@@ -343,9 +343,4 @@ func placeholder(a storage.AttachmentRef) string {
 		kind = "image"
 	}
 	return fmt.Sprintf("[%s: %s, no longer in context]", kind, a.Name)
-}
-
-// modelAccepts reports whether the catalog says the model takes kind input.
-func modelAccepts(info llm.ModelInfo, kind string) (accepts, known bool) {
-	return info.Accepts(kind)
 }

@@ -22,8 +22,8 @@ const (
 // "multimodal", ... for images; "file", "pdf", "document", "file_input", ...
 // for files. Tags about output ("image_generation", "text_to_image") or
 // tools ("file_search") do not count. They say no only explicitly:
-// "text_only" to both kinds, and a bare "text" tag (features that list
-// modalities) without an image tag to images.
+// "text_only" to both kinds. A bare "text" tag says nothing (catalogs put it
+// on vision models too).
 func (m ModelInfo) Accepts(kind string) (accepts, known bool) {
 	kind = normKind(kind)
 	if kind == "" {
@@ -43,24 +43,20 @@ func (m ModelInfo) Accepts(kind string) (accepts, known bool) {
 		}
 		return false, true
 	}
-	textOnly, modalities := false, false
+	textOnly := false
 	for _, f := range m.Features {
 		toks := tagTokens(f)
 		if slices.Contains(toks, "text") && slices.Contains(toks, "only") {
 			textOnly = true
 			continue
 		}
-		if len(toks) == 1 && toks[0] == "text" {
-			modalities = true
-			continue
-		}
 		if tagSaysInput(toks, words) {
 			return true, true
 		}
 	}
-	// PDF support is rarely tagged even where images are: a bare "text"
-	// tag says nothing about files.
-	return false, textOnly || (modalities && kind == InputImage)
+	// A bare "text" tag is not read as "text only": catalogs tag vision
+	// models with it too, and a silent catalog means "send it".
+	return false, textOnly
 }
 
 // Accepts reports what the catalog says about model taking input of kind

@@ -40,7 +40,7 @@ func TestModelAccepts(t *testing.T) {
 		{"file_search is a tool", llm.ModelInfo{Features: []string{"file_search"}}, silent, silent},
 		{"document generation is output", llm.ModelInfo{Features: []string{"document_generation"}}, silent, silent},
 		{"text only", llm.ModelInfo{Features: []string{"text-only"}}, no, no},
-		{"bare text tag lists modalities", llm.ModelInfo{Features: []string{"text", "function_calling"}}, no, silent},
+		{"bare text tag says nothing", llm.ModelInfo{Features: []string{"text", "function_calling"}}, silent, silent},
 		{"text and vision tags", llm.ModelInfo{Features: []string{"text", "vision"}}, yes, silent},
 		{"modalities decide", llm.ModelInfo{Features: []string{"vision"}, InputModalities: []string{"text"}}, no, no},
 		{"modalities with image", llm.ModelInfo{InputModalities: []string{"text", "image"}}, yes, no},
