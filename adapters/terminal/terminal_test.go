@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -72,5 +74,35 @@ func TestRunStopsOnCancelWhileReading(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not stop on cancel while waiting for input")
+	}
+}
+
+func TestAttachInChat(t *testing.T) {
+	h := bottest.New(t, bottest.Options{Gateway: llmtest.Options{Echo: true}})
+	dir := t.TempDir()
+	png := append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), bytes.Repeat([]byte{9}, 100)...)
+	path := filepath.Join(dir, "shot.png")
+	if err := os.WriteFile(path, png, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big.log")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("x"), 2000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := strings.NewReader("/attach " + path + "\n/attach " + big + "\n/attach /nonexistent/file\nwhat is this?\n")
+	var out bytes.Buffer
+	if err := Run(context.Background(), h.Engine, Config{In: in, Out: &out, MaxFileBytes: 1000, SaveDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	for _, want := range []string{"shot.png (116 bytes) goes with your next message", "over the 1000-byte limit", "can't attach /nonexistent/file", "echo: what is this?"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q:\n%s", want, text)
+		}
+	}
+	p, _ := h.LastPrompt()
+	last := p.Parts[len(p.Parts)-1]
+	if len(last) != 1 || !bytes.Equal(last[0].Data, png) {
+		t.Fatalf("the attached image did not reach the gateway: %+v", last)
 	}
 }

@@ -79,7 +79,7 @@ func New(t testing.TB, opts Options) *Harness {
 	if err != nil {
 		t.Fatalf("bottest: llm client: %v", err)
 	}
-	bo := bot.Options{Store: st, Model: h.Client, Catalog: cat, Logger: log, Defaults: bot.Defaults{Model: DefaultModel}}
+	bo := bot.Options{Store: st, Blobs: st, Model: h.Client, Catalog: cat, Logger: log, Defaults: bot.Defaults{Model: DefaultModel}}
 	if opts.Engine != nil {
 		opts.Engine(&bo)
 	}
