@@ -275,3 +275,53 @@ func TestChatListsModelsWhileCatalogIsDown(t *testing.T) {
 		t.Fatalf("with the catalog down the cached copy was not used:\n%s", out)
 	}
 }
+
+// TestHugeAndEndlessAnswersStayBounded: a 400 MB answer and an endless
+// stream are stopped at max_answer_chars, through the real binary, and the
+// process's peak RSS stays under 100 MiB.
+func TestHugeAndEndlessAnswersStayBounded(t *testing.T) {
+	chunk := strings.Repeat("lorem ipsum dolor sit amet ", 37) + "\n" // 1,000 bytes
+	tests := []struct {
+		name   string
+		repeat int
+	}{
+		{"400 MB answer", 400_000},
+		{"endless stream", -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			gw := llmtest.New(t, llmtest.Options{APIKey: "sk-test-key", DisableRecording: true})
+			gw.Enqueue(llmtest.Script{Text: chunk, ChunkSize: 1000, Repeat: tt.repeat})
+			env := []string{
+				"COMETAPI_KEY=sk-test-key", "COMETAPI_BASE_URL=" + gw.URL(),
+				"COMETBOT_DB=" + filepath.Join(t.TempDir(), "bot.db"), "USER=alice", "HOME=" + t.TempDir(),
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binary, "chat")
+			cmd.Env = env
+			cmd.Stdin = strings.NewReader("write forever\n")
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("cometbot chat: %v\n%s", err, stderr.String())
+			}
+			out := stdout.String()
+			if !strings.Contains(out, "I stopped this answer at 40000 characters") {
+				t.Fatalf("answer not stopped at max_answer_chars (%d bytes of output):\n%.300s", len(out), out[max(0, len(out)-300):])
+			}
+			if len(out) > 60_000 {
+				t.Errorf("printed %d bytes for a 40,000-character limit", len(out))
+			}
+			ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+			if !ok {
+				t.Skip("no rusage on this platform")
+			}
+			peak := ru.Maxrss * 1024 // kilobytes on Linux
+			t.Logf("peak RSS %.1f MiB", float64(peak)/(1<<20))
+			if peak > 100<<20 {
+				t.Fatalf("peak RSS %.1f MiB, want < 100 MiB", float64(peak)/(1<<20))
+			}
+		})
+	}
+}
