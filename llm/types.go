@@ -1,6 +1,9 @@
 package llm
 
-import "strings"
+import (
+	"encoding/json"
+	"strings"
+)
 
 // Role is who wrote a message in a conversation.
 type Role string
@@ -10,6 +13,10 @@ type Role string
 const (
 	RoleUser      Role = "user"
 	RoleAssistant Role = "assistant"
+	// RoleTool marks a message carrying ToolResults (each format encodes it
+	// in its own shape: chat role "tool", Responses function_call_output,
+	// Anthropic tool_result in a user turn, Gemini functionResponse).
+	RoleTool Role = "tool"
 )
 
 // Image is an optional image attached to a user message: either a URL the
@@ -28,12 +35,57 @@ type File struct {
 	Data     []byte
 }
 
+// Tool is a function the model may call: its name (within every format's
+// rules, [A-Za-z0-9_-]{1,64}), a description and its parameters as a JSON
+// Schema object.
+type Tool struct {
+	Name        string
+	Description string
+	// Parameters is a JSON Schema object ({"type":"object",...}); nil means
+	// no parameters.
+	Parameters json.RawMessage
+}
+
+// ToolCall is one call the model made.
+type ToolCall struct {
+	// ID ties the call to its result (chat tool_call_id, Responses call_id,
+	// Anthropic tool_use id). Gemini has none: the client makes one up.
+	ID string
+	// Name is the tool's name as offered in Request.Tools.
+	Name string
+	// Arguments is the JSON object the model passed ("{}" when none).
+	Arguments json.RawMessage
+}
+
+// ToolResult is the outcome of one tool call, sent back to the model.
+type ToolResult struct {
+	// CallID is the ToolCall.ID it answers; Name the tool's name (Gemini
+	// matches results by name).
+	CallID string
+	Name   string
+	// Content is the result as text (JSON or prose).
+	Content string
+	// IsError marks a failed call: Content explains the failure.
+	IsError bool
+}
+
+// Citation is a source a built-in web search cited.
+type Citation struct {
+	URL   string
+	Title string
+}
+
 // Message is one turn of a conversation.
 type Message struct {
 	Role    Role
 	Content string
 	Images  []Image
 	Files   []File
+	// ToolCalls are the calls an assistant message made (after its Content).
+	ToolCalls []ToolCall
+	// ToolResults are the results of the previous assistant message's
+	// calls; a message carrying them has Role RoleTool and nothing else.
+	ToolResults []ToolResult
 }
 
 // Request is one provider-neutral model call.
@@ -50,6 +102,12 @@ type Request struct {
 	MaxOutputTokens int
 	// TopP is optional; nil leaves the provider's default.
 	TopP *float64
+	// Tools are the functions the model may call this step.
+	Tools []Tool
+	// WebSearch asks for the format's built-in web search tool (Responses
+	// web_search, Anthropic web_search server tool, Gemini google_search).
+	// Chat Completions has none: the call fails with ErrNoWebSearch.
+	WebSearch bool
 	// MaxAnswerChars bounds the answer text, in characters (runes); 0 means
 	// no limit. When the answer grows past it the client stops reading (the
 	// request is cancelled) and returns a Response whose Text is cut at the
@@ -63,6 +121,10 @@ type Request struct {
 type Delta struct {
 	Text      string
 	Reasoning string
+	// ToolCall, when set, announces a call the model started (its Name and
+	// ID; Arguments may still be arriving): for progress display only, the
+	// complete calls are in Response.ToolCalls.
+	ToolCall *ToolCall
 }
 
 // Usage is the token accounting of one reply, as the gateway reported it.
@@ -95,6 +157,12 @@ type Response struct {
 	Model string
 	// Format is the wire format that served the call.
 	Format Format
+	// ToolCalls are the calls the model made in this step, in order
+	// (StopReason StopToolCalls); the caller runs them and continues.
+	ToolCalls []ToolCall
+	// Citations are the sources a built-in web search cited, in order of
+	// first citation, without duplicates.
+	Citations []Citation
 	// Images are images the model generated (Gemini inline_data parts,
 	// Responses image_generation_call results), with their bytes and MIME
 	// type, in the order they arrived.
