@@ -131,7 +131,7 @@ func (e *Engine) cost(model string, u llm.Usage) float64 {
 
 // footer is the optional per-reply line: model · tokens · cost.
 func footer(model string, u llm.Usage, cost float64, priced bool) string {
-	s := fmt.Sprintf("_%s · %s tokens", model, compact(u.Total()))
+	s := fmt.Sprintf("_%s · %s", model, tokens(u.Total()))
 	if priced {
 		s += " · " + money(cost)
 	}
@@ -147,17 +147,5 @@ func compact(n int) string {
 		return fmt.Sprintf("%.1fk", float64(n)/1000)
 	default:
 		return fmt.Sprintf("%.1fM", float64(n)/1_000_000)
-	}
-}
-
-// money renders USD with enough digits for tiny per-reply costs.
-func money(v float64) string {
-	switch {
-	case v == 0:
-		return "$0"
-	case v < 0.01:
-		return fmt.Sprintf("$%.4f", v)
-	default:
-		return fmt.Sprintf("$%.2f", v)
 	}
 }
