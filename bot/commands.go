@@ -227,6 +227,9 @@ func (e *Engine) cmdModel(ctx context.Context, c Command, args string) Answer {
 			b.WriteString(" (not verified: the model catalog isn't available right now)")
 		}
 		b.WriteString(".")
+		if e.opts.Policy.Budgets.any() && !e.priced(model) {
+			b.WriteString(" Note: I can't price this model, so while spending limits apply, replies with it are refused.")
+		}
 	} else {
 		fmt.Fprintf(&b, "✅ Options saved for %s.", describeScope(level))
 	}

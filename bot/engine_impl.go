@@ -582,7 +582,7 @@ func (e *Engine) runTurn(j job) {
 		return
 	}
 	asst.Model = set.Model
-	release, refusal, err := e.gate.reserve(ctx, e.opts.Store, m)
+	release, refusal, err := e.reserveBudget(ctx, m, set.Model)
 	if err != nil {
 		log.Error("check budget failed", "err", err)
 		failTurn("⚠️ I couldn't check the spending budget. Please try again.", "budget: "+err.Error())
@@ -695,7 +695,7 @@ func (e *Engine) runTurn(j job) {
 		text += "\n\n" + notes
 	}
 	if e.opts.Policy.UsageFooter {
-		text += "\n\n" + footer(set.Model, resp.Usage, cost, e.opts.Catalog != nil)
+		text += "\n\n" + footer(set.Model, resp.Usage, cost, e.priced(set.Model))
 	}
 	// The turn is stored as delivered only once the platform accepted the
 	// final text; a crash before that leaves it pending, to be finished in

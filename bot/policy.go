@@ -187,6 +187,30 @@ func (g *gate) sweepLocked(now time.Time) {
 	}
 }
 
+// budgeted reports whether spending limits apply to u.
+func (g *gate) budgeted(u User) bool {
+	return g.p.Budgets.any() && !(g.p.Budgets.AdminsExempt && g.hasAdmins() && g.isAdmin(u))
+}
+
+// unpricedRefusal is the answer to a budgeted turn whose model has no known price.
+func unpricedRefusal(model string) string {
+	return fmt.Sprintf("💸 I can't price the model `%s`, and spending limits apply here — pick a priced model with `/model` or ask an admin.", model)
+}
+
+// reserveBudget is the budget check before a turn's model call. Where
+// budgets apply to the author it also refuses the turn when its cost could
+// not be counted: the model has no known price, or the store is failing to
+// record usage. Otherwise it is gate.reserve.
+func (e *Engine) reserveBudget(ctx context.Context, m Message, model string) (release func(cost float64), refusal string, err error) {
+	if !e.gate.budgeted(m.Author) {
+		return func(float64) {}, "", nil
+	}
+	if !e.priced(model) {
+		return nil, unpricedRefusal(model), nil
+	}
+	return e.gate.reserve(ctx, e.opts.Store, m)
+}
+
 // reserve checks every budget before a model call and returns a release
 // func to call with the reply's cost (0 when it failed), or a refusal.
 //
@@ -196,7 +220,7 @@ func (g *gate) sweepLocked(now time.Time) {
 // seen in that scope (or the scope's average so far), so concurrent users
 // overshoot them by at most one reply each only before any cost is known.
 func (g *gate) reserve(ctx context.Context, st Store, m Message) (release func(cost float64), refusal string, err error) {
-	if !g.p.Budgets.any() || (g.p.Budgets.AdminsExempt && g.hasAdmins() && g.isAdmin(m.Author)) {
+	if !g.budgeted(m.Author) {
 		return func(float64) {}, "", nil
 	}
 	key := m.Platform + "/" + m.Workspace + "/" + m.Author.ID
