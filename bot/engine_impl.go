@@ -136,6 +136,8 @@ type Engine struct {
 
 	resuming map[string]struct{} // pending turns claimed by ResumePending (under mu)
 	idle     chan struct{}       // closed when the last queue drains; nil when none is waited for
+
+	health storeHealth // whether turns (and their usage) can be saved
 }
 
 type job struct {
@@ -700,6 +702,9 @@ func (e *Engine) runTurn(j job) {
 	// The turn is stored as delivered only once the platform accepted the
 	// final text; a crash before that leaves it pending, to be finished in
 	// place by the next process.
+	// A turn the store could not save will not be remembered: say so.
+	_ = t.waitBegun() // the accepted message's write has settled (its outcome is in e.health)
+	text += e.storeNote()
 	fctx, fcancel := final()
 	defer fcancel()
 	upload := func() error {

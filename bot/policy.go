@@ -205,6 +205,9 @@ func (e *Engine) reserveBudget(ctx context.Context, m Message, model string) (re
 	if !e.gate.budgeted(m.Author) {
 		return func(float64) {}, "", nil
 	}
+	if err := e.StoreError(ctx); err != nil {
+		return nil, refuseStoreFailing, nil
+	}
 	if !e.priced(model) {
 		return nil, unpricedRefusal(model), nil
 	}

@@ -160,3 +160,19 @@ func TestRestoreAdviceNamesTheFile(t *testing.T) {
 		}
 	}
 }
+
+func TestProbeLeavesNoBallast(t *testing.T) {
+	s := openTest(t, "")
+	if err := s.Probe(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keyProbe); v != nil {
+			return fmt.Errorf("probe left %d bytes behind", len(v))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
