@@ -101,6 +101,10 @@ type Options struct {
 	// ResumeWindow: turns a previous process left pending are answered again
 	// when younger than this, else marked interrupted (default 10m).
 	ResumeWindow time.Duration
+	// InterruptWait is how long Shutdown waits, once its ctx has ended and
+	// the turns still running were cancelled, for them to finalize their
+	// replies as interrupted (default 15s).
+	InterruptWait time.Duration
 	// Now is the clock (tests inject one); default time.Now.
 	Now func() time.Time
 	// Policy holds access control, budgets, rate limits and aliases (optional).
@@ -186,6 +190,9 @@ func New(opts Options) (*Engine, error) {
 	if opts.DeliveryTimeout <= 0 {
 		opts.DeliveryTimeout = 30 * time.Second
 	}
+	if opts.InterruptWait <= 0 {
+		opts.InterruptWait = 15 * time.Second
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -253,7 +260,8 @@ func (e *Engine) janitor() {
 
 // Shutdown stops taking events, lets in-flight turns finish until ctx ends,
 // then cancels the rest (their replies are finalized as interrupted) and
-// waits for them to wind up. It does not close the store.
+// waits up to Options.InterruptWait for them to wind up. It does not close
+// the store.
 func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	if !e.closing {
@@ -273,7 +281,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 		return nil
-	case <-time.After(15 * time.Second):
+	case <-time.After(e.opts.InterruptWait):
 		return errors.New("bot: shutdown: turns still running after cancel")
 	}
 }
