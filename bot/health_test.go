@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cometbot/cometbot/llm"
 	"github.com/cometbot/cometbot/storage"
 )
 
@@ -167,4 +168,29 @@ func TestStoreFaultsOnAFullDisk(t *testing.T) {
 			t.Fatal(err)
 		}
 	}, false)
+}
+
+// TestShutdownWaitsAtMostInterruptWait: a turn that ignores cancellation
+// holds Shutdown no longer than Options.InterruptWait after ctx ends.
+func TestShutdownWaitsAtMostInterruptWait(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	h := newHarness(t, func(o *Options) { o.InterruptWait = 200 * time.Millisecond })
+	started := make(chan struct{})
+	h.model.answer = func(ctx context.Context, req llm.Request) (string, error) {
+		close(started)
+		<-release // deaf to ctx
+		return "late", nil
+	}
+	if err := h.e.HandleMessage(context.Background(), dm("hang", "1"), newOut()); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	begin := time.Now()
+	err := h.e.Shutdown(ctx)
+	if took := time.Since(begin); err == nil || took > 5*time.Second {
+		t.Fatalf("Shutdown = %v after %s; want an error within about 300ms", err, took)
+	}
 }
