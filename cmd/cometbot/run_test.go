@@ -196,3 +196,67 @@ func TestRunAndDoctorRefuseABadDatabase(t *testing.T) {
 		}
 	}
 }
+
+// TestRunShutdownFitsTheTimeout: with shutdown_timeout 3s and a reply the
+// model never finishes, SIGTERM ends the process within the timeout: the
+// reply is finalized as interrupted, then HTTP and Slack close.
+func TestRunShutdownFitsTheTimeout(t *testing.T) {
+	gw := llmtest.New(t, llmtest.Options{APIKey: "k"})
+	gw.Enqueue(llmtest.Script{Stall: true})
+	sl := slacktest.Start(t, slacktest.Options{})
+	addr := freeAddr(t)
+	conf := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(conf, []byte("shutdown_timeout: 3s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "run")
+	cmd.Env = []string{
+		"COMETAPI_KEY=k", "COMETAPI_BASE_URL=" + gw.URL(), "COMETBOT_CONFIG=" + conf,
+		"COMETBOT_DB=" + filepath.Join(t.TempDir(), "bot.db"), "COMETBOT_HTTP_ADDR=" + addr,
+		"SLACK_BOT_TOKEN=" + sl.Options().BotToken, "SLACK_APP_TOKEN=" + sl.Options().AppToken, "SLACK_API_URL=" + sl.APIURL(),
+	}
+	var logs lockedBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	waitFor(t, "/readyz 200", 20*time.Second, func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	ev := sl.Mention("U1", "C1", "<@UBOT> never answered", "")
+	sl.SendEvent(ev)
+	waitFor(t, "the model call to hang", 20*time.Second, func() bool { return gw.InFlight() > 0 })
+
+	begin := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no exit 30 s after SIGTERM\n%s", logs.String())
+	}
+	if took := time.Since(begin); took > 3*time.Second+1500*time.Millisecond {
+		t.Fatalf("shutdown took %s with shutdown_timeout 3s\n%s", took, logs.String())
+	}
+	interrupted := false
+	for _, m := range sl.BotReplies("C1", ev.TS) {
+		interrupted = interrupted || strings.Contains(m.Body(), "Interrupted")
+	}
+	if !interrupted {
+		t.Errorf("the hanging reply was not finalized as interrupted: %+v\n%s", sl.BotReplies("C1", ev.TS), logs.String())
+	}
+}
