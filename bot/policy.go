@@ -70,6 +70,7 @@ type gate struct {
 	budget   map[string]chan struct{} // per-user budget lock: one budgeted reply in flight
 	inflight map[string]int           // budgeted replies in flight per channel/server scope and period
 	maxCost  map[string]float64       // largest reply cost seen per scope and period
+	unpriced map[string]bool          // models whose refusal was logged
 }
 
 type userLimit struct {
@@ -80,7 +81,7 @@ type userLimit struct {
 
 func newGate(p Policy, now func() time.Time) *gate {
 	return &gate{p: p, now: now, limiters: make(map[string]*userLimit), budget: make(map[string]chan struct{}),
-		inflight: make(map[string]int), maxCost: make(map[string]float64)}
+		inflight: make(map[string]int), maxCost: make(map[string]float64), unpriced: make(map[string]bool)}
 }
 
 // refusals are short and polite and say nothing about the configuration.
@@ -209,9 +210,24 @@ func (e *Engine) reserveBudget(ctx context.Context, m Message, model string) (re
 		return nil, refuseStoreFailing, nil
 	}
 	if !e.priced(model) {
+		if e.gate.firstUnpriced(model) {
+			e.log.Warn("budgeted turns with this model are refused: it has no known price (no catalog loaded, an unknown model, or a catalog record without prices)", "model", model)
+		}
 		return nil, unpricedRefusal(model), nil
 	}
 	return e.gate.reserve(ctx, e.opts.Store, m)
+}
+
+// firstUnpriced reports whether model is refused for lacking a price for
+// the first time, so that it is logged once.
+func (g *gate) firstUnpriced(model string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.unpriced[model] || len(g.unpriced) >= 1000 {
+		return false
+	}
+	g.unpriced[model] = true
+	return true
 }
 
 // reserve checks every budget before a model call and returns a release

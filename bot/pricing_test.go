@@ -2,8 +2,11 @@ package bot
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -108,3 +111,32 @@ func TestModelSwitchWarnsWhenUnpricedUnderBudgets(t *testing.T) {
 		}
 	}
 }
+
+func TestUnpricedRefusalLoggedOncePerModel(t *testing.T) {
+	var logs strings.Builder
+	var mu sync.Mutex
+	h := newHarness(t, func(o *Options) {
+		o.Catalog = fakeCatalog{"no-price": {ID: "no-price", Type: "text"}}
+		o.Defaults.Model = "no-price"
+		o.Policy.Budgets.User = Limit{Daily: 1}
+		o.Logger = slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return logs.Write(p)
+		}), nil))
+	})
+	for i := range 3 {
+		if _, failed := h.say(t, chanMsg("U1", "hi", fmt.Sprint("T", i))); failed == "" {
+			t.Fatal("answered")
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := strings.Count(logs.String(), "has no known price"); n != 1 {
+		t.Fatalf("%d log lines for 3 refusals, want 1:\n%s", n, logs.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
