@@ -293,9 +293,12 @@ type failingUploadOut struct {
 	err error
 }
 
-func (o *failingUploadOut) Start(ctx context.Context) (Reply, error) { _, _ = o.recOut.Start(ctx); return o, nil }
-func (o *failingUploadOut) OnRef(fn func(string))                    { fn("msg-1") }
-func (o *failingUploadOut) Upload(context.Context, []File) error     { return o.err }
+func (o *failingUploadOut) Start(ctx context.Context) (Reply, error) {
+	_, _ = o.recOut.Start(ctx)
+	return o, nil
+}
+func (o *failingUploadOut) OnRef(fn func(string))                { fn("msg-1") }
+func (o *failingUploadOut) Upload(context.Context, []File) error { return o.err }
 
 func TestFailedUploadIsSaid(t *testing.T) {
 	tests := []struct {
