@@ -710,9 +710,6 @@ func (e *Engine) runTurn(j job) {
 	// The turn is stored as delivered only once the platform accepted the
 	// final text; a crash before that leaves it pending, to be finished in
 	// place by the next process.
-	// A turn the store could not save will not be remembered: say so.
-	_ = t.waitBegun() // the accepted message's write has settled (its outcome is in e.health)
-	text += e.storeNote()
 	fctx, fcancel := final()
 	defer fcancel()
 	upload := func() error {
@@ -731,6 +728,9 @@ func (e *Engine) runTurn(j job) {
 			text = strings.TrimSpace(strings.TrimSuffix(text, "🖼️") + "\n\n" + uploadNote(err))
 		}
 	}
+	// A turn the store could not save will not be remembered: say so.
+	_ = t.waitBegun() // the accepted message's write has settled (its outcome is in e.health)
+	text += e.storeNote()
 	status, reason := storage.StatusOK, ""
 	if err := reply.Finish(fctx, text); err != nil {
 		log.Warn("deliver reply", "err", err)
