@@ -112,7 +112,7 @@ func (e *Engine) readAttachments(ctx context.Context, m Message, model string) a
 		for _, a := range all[maxFiles:] {
 			names = append(names, a.Name)
 		}
-		res.notes = append(res.notes, fmt.Sprintf("📎 Skipped %s: only the first %d files of a message are read.", nameList(names), maxFiles))
+		res.notes = append(res.notes, fmt.Sprintf("📎 Skipped %s: I read at most %s per message.", nameList(names), plural(maxFiles, "file")))
 		all = all[:maxFiles]
 	}
 	type outcome struct {

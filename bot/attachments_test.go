@@ -155,7 +155,7 @@ func TestAttachmentSkipNotes(t *testing.T) {
 		{"not downloadable", []Attachment{{Name: "ext.doc"}}, "look", "doesn't let bots download it", true},
 		{"download failed", []Attachment{{Name: "a.png", Fetch: func(context.Context) ([]byte, error) { return nil, errors.New("reset") }}}, "look", "the download failed", true},
 		{"only a skipped file: notes, no model call", []Attachment{{Name: "x.bin", Fetch: served([]byte{0, 0xff})}}, "", "I can read images", false},
-		{"too many files", manyFiles(12), "look", "only the first 10 files", true},
+		{"too many files", manyFiles(12), "look", "I read at most 10 files per message", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

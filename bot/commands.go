@@ -227,6 +227,9 @@ func (e *Engine) cmdModel(ctx context.Context, c Command, args string) Answer {
 			b.WriteString(" (not verified: the model catalog isn't available right now)")
 		}
 		b.WriteString(".")
+		if e.opts.Policy.Budgets.any() && !e.priced(model) {
+			b.WriteString(" Note: I can't price this model, so while spending limits apply, replies with it are refused.")
+		}
 	} else {
 		fmt.Fprintf(&b, "✅ Options saved for %s.", describeScope(level))
 	}
@@ -234,7 +237,7 @@ func (e *Engine) cmdModel(ctx context.Context, c Command, args string) Answer {
 		fmt.Fprintf(&b, " Temperature %.2g.", *temp)
 	}
 	if maxTok != nil {
-		fmt.Fprintf(&b, " Max output %d tokens.", *maxTok)
+		fmt.Fprintf(&b, " Max output %s.", plural(*maxTok, "token", "tokens"))
 	}
 	return Answer{Text: b.String()}
 }
@@ -256,7 +259,7 @@ func (e *Engine) validateModel(id string) (string, string) {
 		return "", msg + " See `/model list`."
 	}
 	if !info.IsText() {
-		return "", fmt.Sprintf("`%s` is a %s model, not a text model, so it can't chat. Pick a text model from `/model list`.", info.ID, orDash(info.Type))
+		return "", fmt.Sprintf("`%s` is %s model, not a text model, so it can't chat. Pick a text model from `/model list`.", info.ID, withArticle(orDash(info.Type)))
 	}
 	return info.ID, ""
 }
@@ -462,7 +465,7 @@ func (e *Engine) cmdSystem(ctx context.Context, c Command, args string) Answer {
 	if clear {
 		return Answer{Text: fmt.Sprintf("System prompt for %s cleared.", describeScope(level))}
 	}
-	return Answer{Text: fmt.Sprintf("✅ System prompt for %s set (%d characters).", describeScope(level), len([]rune(args)))}
+	return Answer{Text: fmt.Sprintf("✅ System prompt for %s set (%s).", describeScope(level), plural(len([]rune(args)), "character", "characters"))}
 }
 
 func (e *Engine) cmdUsage(ctx context.Context, c Command) Answer {
@@ -521,7 +524,7 @@ func (e *Engine) cmdUsage(ctx context.Context, c Command) Answer {
 }
 
 func usageLine(c storage.Counter) string {
-	return fmt.Sprintf("%d replies, %s tokens, %s", c.Replies, compact(int(c.InputTokens+c.OutputTokens)), money(c.Cost))
+	return fmt.Sprintf("%s, %s, %s", plural(c.Replies, "reply", "replies"), tokens(int(c.InputTokens+c.OutputTokens)), money(c.Cost))
 }
 
 func (e *Engine) cmdForget(ctx context.Context, c Command, args string) Answer {
@@ -537,5 +540,5 @@ func (e *Engine) cmdForget(ctx context.Context, c Command, args string) Answer {
 	if err != nil {
 		return storeFailed(e, err)
 	}
-	return Answer{Text: fmt.Sprintf("🗑️ Done: deleted %d stored messages and %d usage records of yours in this workspace.", n, u), Private: true}
+	return Answer{Text: fmt.Sprintf("🗑️ Done: deleted %s and %s of yours in this workspace.", plural(n, "stored message", "stored messages"), plural(u, "usage record", "usage records")), Private: true}
 }

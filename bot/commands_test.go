@@ -91,8 +91,9 @@ func TestModelCommand(t *testing.T) {
 		{"case-insensitive id", "GPT-4O-MINI", []string{"`gpt-4o-mini`"}, "gpt-4o-mini"},
 		{"alias", "smart", []string{"`claude-sonnet-4-5`"}, "claude-sonnet-4-5"},
 		{"unknown suggests", "gpt-4x", []string{"don't know the model `gpt-4x`", "Did you mean", "`gpt-4o`"}, "claude-sonnet-4-5"},
-		{"non-text refused", "dall-e-3", []string{"image model, not a text model"}, "claude-sonnet-4-5"},
-		{"options", "gpt-4o temperature=0.3 max_tokens=500", []string{"Temperature 0.3", "Max output 500"}, "gpt-4o"},
+		{"non-text refused", "dall-e-3", []string{"is an image model, not a text model"}, "claude-sonnet-4-5"},
+		{"options", "gpt-4o temperature=0.3 max_tokens=500", []string{"Temperature 0.3", "Max output 500 tokens."}, "gpt-4o"},
+		{"one token", "max_tokens=1", []string{"Max output 1 token."}, "gpt-4o"},
 		{"bad temperature", "gpt-4o temperature=9", []string{"between 0 and 2"}, "gpt-4o"},
 		{"list", "list", []string{"Text models", "`claude-sonnet-4-5` — Anthropic — $3 / $15"}, ""},
 		{"list filter", "list claude", []string{"matching `claude`", "claude-sonnet-4-5"}, ""},
@@ -172,7 +173,7 @@ func TestCostOfReply(t *testing.T) {
 	if math.Abs(c.Cost-want) > 1e-5 || c.InputTokens != 1000 || c.OutputTokens != 500 || c.Replies != 1 {
 		t.Fatalf("usage = %+v, want cost %.5f", c, want)
 	}
-	if !strings.HasSuffix(final, "_gpt-4o-mini · 1.5k tokens · $0.0004_") && !strings.HasSuffix(final, "_gpt-4o-mini · 1.5k tokens · $0.0005_") {
+	if !strings.HasSuffix(final, "_gpt-4o-mini · 1.5k tokens · $0.00045_") {
 		t.Fatalf("footer: %q", final)
 	}
 	for _, kind := range []string{storage.KindChannel, storage.KindModel, storage.KindAll} {
@@ -182,7 +183,7 @@ func TestCostOfReply(t *testing.T) {
 		}
 	}
 	u := h.run(t, cmd("U1", "usage", "", ""))
-	if !strings.Contains(u, "You — today: 1 replies, 1.5k tokens") || !strings.Contains(u, "Top models") {
+	if !strings.Contains(u, "You — today: 1 reply, 1.5k tokens") || !strings.Contains(u, "Top models") {
 		t.Errorf("/usage = %q", u)
 	}
 }

@@ -230,11 +230,3 @@ func imageExt(mt string) string {
 	}
 	return ".png"
 }
-
-// plural renders "1 image", "3 images".
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
-}

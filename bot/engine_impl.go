@@ -101,6 +101,10 @@ type Options struct {
 	// ResumeWindow: turns a previous process left pending are answered again
 	// when younger than this, else marked interrupted (default 10m).
 	ResumeWindow time.Duration
+	// InterruptWait is how long Shutdown waits, once its ctx has ended and
+	// the turns still running were cancelled, for them to finalize their
+	// replies as interrupted (default 15s).
+	InterruptWait time.Duration
 	// Now is the clock (tests inject one); default time.Now.
 	Now func() time.Time
 	// Policy holds access control, budgets, rate limits and aliases (optional).
@@ -136,6 +140,8 @@ type Engine struct {
 
 	resuming map[string]struct{} // pending turns claimed by ResumePending (under mu)
 	idle     chan struct{}       // closed when the last queue drains; nil when none is waited for
+
+	health storeHealth // whether turns (and their usage) can be saved
 }
 
 type job struct {
@@ -183,6 +189,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.DeliveryTimeout <= 0 {
 		opts.DeliveryTimeout = 30 * time.Second
+	}
+	if opts.InterruptWait <= 0 {
+		opts.InterruptWait = 15 * time.Second
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -251,7 +260,8 @@ func (e *Engine) janitor() {
 
 // Shutdown stops taking events, lets in-flight turns finish until ctx ends,
 // then cancels the rest (their replies are finalized as interrupted) and
-// waits for them to wind up. It does not close the store.
+// waits up to Options.InterruptWait for them to wind up. It does not close
+// the store.
 func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	if !e.closing {
@@ -271,7 +281,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 		return nil
-	case <-time.After(15 * time.Second):
+	case <-time.After(e.opts.InterruptWait):
 		return errors.New("bot: shutdown: turns still running after cancel")
 	}
 }
@@ -582,7 +592,7 @@ func (e *Engine) runTurn(j job) {
 		return
 	}
 	asst.Model = set.Model
-	release, refusal, err := e.gate.reserve(ctx, e.opts.Store, m)
+	release, refusal, err := e.reserveBudget(ctx, m, set.Model)
 	if err != nil {
 		log.Error("check budget failed", "err", err)
 		failTurn("⚠️ I couldn't check the spending budget. Please try again.", "budget: "+err.Error())
@@ -695,7 +705,7 @@ func (e *Engine) runTurn(j job) {
 		text += "\n\n" + notes
 	}
 	if e.opts.Policy.UsageFooter {
-		text += "\n\n" + footer(set.Model, resp.Usage, cost, e.opts.Catalog != nil)
+		text += "\n\n" + footer(set.Model, resp.Usage, cost, e.priced(set.Model))
 	}
 	// The turn is stored as delivered only once the platform accepted the
 	// final text; a crash before that leaves it pending, to be finished in
@@ -718,6 +728,9 @@ func (e *Engine) runTurn(j job) {
 			text = strings.TrimSpace(strings.TrimSuffix(text, "🖼️") + "\n\n" + uploadNote(err))
 		}
 	}
+	// A turn the store could not save will not be remembered: say so.
+	_ = t.waitBegun() // the accepted message's write has settled (its outcome is in e.health)
+	text += e.storeNote()
 	status, reason := storage.StatusOK, ""
 	if err := reply.Finish(fctx, text); err != nil {
 		log.Warn("deliver reply", "err", err)

@@ -70,6 +70,7 @@ type gate struct {
 	budget   map[string]chan struct{} // per-user budget lock: one budgeted reply in flight
 	inflight map[string]int           // budgeted replies in flight per channel/server scope and period
 	maxCost  map[string]float64       // largest reply cost seen per scope and period
+	unpriced map[string]bool          // models whose refusal was logged
 }
 
 type userLimit struct {
@@ -80,7 +81,7 @@ type userLimit struct {
 
 func newGate(p Policy, now func() time.Time) *gate {
 	return &gate{p: p, now: now, limiters: make(map[string]*userLimit), budget: make(map[string]chan struct{}),
-		inflight: make(map[string]int), maxCost: make(map[string]float64)}
+		inflight: make(map[string]int), maxCost: make(map[string]float64), unpriced: make(map[string]bool)}
 }
 
 // refusals are short and polite and say nothing about the configuration.
@@ -187,6 +188,48 @@ func (g *gate) sweepLocked(now time.Time) {
 	}
 }
 
+// budgeted reports whether spending limits apply to u.
+func (g *gate) budgeted(u User) bool {
+	return g.p.Budgets.any() && !(g.p.Budgets.AdminsExempt && g.hasAdmins() && g.isAdmin(u))
+}
+
+// unpricedRefusal is the answer to a budgeted turn whose model has no known price.
+func unpricedRefusal(model string) string {
+	return fmt.Sprintf("💸 I can't price the model `%s`, and spending limits apply here — pick a priced model with `/model` or ask an admin.", model)
+}
+
+// reserveBudget is the budget check before a turn's model call. Where
+// budgets apply to the author it also refuses the turn when its cost could
+// not be counted: the model has no known price, or the store is failing to
+// record usage. Otherwise it is gate.reserve.
+func (e *Engine) reserveBudget(ctx context.Context, m Message, model string) (release func(cost float64), refusal string, err error) {
+	if !e.gate.budgeted(m.Author) {
+		return func(float64) {}, "", nil
+	}
+	if err := e.StoreError(ctx); err != nil {
+		return nil, refuseStoreFailing, nil
+	}
+	if !e.priced(model) {
+		if e.gate.firstUnpriced(model) {
+			e.log.Warn("budgeted turns with this model are refused: it has no known price (no catalog loaded, an unknown model, or a catalog record without prices)", "model", model)
+		}
+		return nil, unpricedRefusal(model), nil
+	}
+	return e.gate.reserve(ctx, e.opts.Store, m)
+}
+
+// firstUnpriced reports whether model is refused for lacking a price for
+// the first time, so that it is logged once.
+func (g *gate) firstUnpriced(model string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.unpriced[model] || len(g.unpriced) >= 1000 {
+		return false
+	}
+	g.unpriced[model] = true
+	return true
+}
+
 // reserve checks every budget before a model call and returns a release
 // func to call with the reply's cost (0 when it failed), or a refusal.
 //
@@ -196,7 +239,7 @@ func (g *gate) sweepLocked(now time.Time) {
 // seen in that scope (or the scope's average so far), so concurrent users
 // overshoot them by at most one reply each only before any cost is known.
 func (g *gate) reserve(ctx context.Context, st Store, m Message) (release func(cost float64), refusal string, err error) {
-	if !g.p.Budgets.any() || (g.p.Budgets.AdminsExempt && g.hasAdmins() && g.isAdmin(m.Author)) {
+	if !g.budgeted(m.Author) {
 		return func(float64) {}, "", nil
 	}
 	key := m.Platform + "/" + m.Workspace + "/" + m.Author.ID

@@ -117,21 +117,48 @@ func (r *Resolved) fill(d Defaults, from string) {
 	}
 }
 
-// cost prices a reply with the catalog (0 when the model is unknown).
-func (e *Engine) cost(model string, u llm.Usage) float64 {
-	if e.opts.Catalog == nil {
-		return 0
+// pricer is a Catalog that remembers the last known price of models the
+// current catalog lacks or lists unpriced; *llm.Catalog is one.
+type pricer interface {
+	Price(id string) (llm.Pricing, bool)
+}
+
+// price returns what a reply of model is charged at: the catalog's price,
+// else the last known one. ok is false when the model can't be priced (no
+// catalog, an unknown model, or a record without prices).
+func (e *Engine) price(model string) (llm.Pricing, bool) {
+	switch c := e.opts.Catalog.(type) {
+	case nil:
+		return llm.Pricing{}, false
+	case pricer:
+		return c.Price(model)
 	}
 	info, ok := e.opts.Catalog.Lookup(model)
+	if !ok || !info.Pricing.Known() {
+		return llm.Pricing{}, false
+	}
+	return info.Pricing, true
+}
+
+// priced reports whether replies of model can be priced.
+func (e *Engine) priced(model string) bool {
+	_, ok := e.price(model)
+	return ok
+}
+
+// cost prices a reply (0 when the model can't be priced: budgeted turns
+// never get that far, see reserveBudget).
+func (e *Engine) cost(model string, u llm.Usage) float64 {
+	p, ok := e.price(model)
 	if !ok {
 		return 0
 	}
-	return info.Cost(u)
+	return p.Cost(u)
 }
 
 // footer is the optional per-reply line: model · tokens · cost.
 func footer(model string, u llm.Usage, cost float64, priced bool) string {
-	s := fmt.Sprintf("_%s · %s tokens", model, compact(u.Total()))
+	s := fmt.Sprintf("_%s · %s", model, tokens(u.Total()))
 	if priced {
 		s += " · " + money(cost)
 	}
@@ -147,17 +174,5 @@ func compact(n int) string {
 		return fmt.Sprintf("%.1fk", float64(n)/1000)
 	default:
 		return fmt.Sprintf("%.1fM", float64(n)/1_000_000)
-	}
-}
-
-// money renders USD with enough digits for tiny per-reply costs.
-func money(v float64) string {
-	switch {
-	case v == 0:
-		return "$0"
-	case v < 0.01:
-		return fmt.Sprintf("$%.4f", v)
-	default:
-		return fmt.Sprintf("$%.2f", v)
 	}
 }

@@ -112,6 +112,7 @@ func (t *turnState) start() {
 	write := func(ctx context.Context) {
 		defer close(t.begun)
 		t.beginErr = t.e.opts.Store.BeginTurn(context.WithoutCancel(ctx), t.pending)
+		t.e.recordWrite(t.beginErr)
 		if t.beginErr != nil {
 			t.e.log.Error("persist accepted message", "conversation", t.pending.Conv, "err", t.beginErr)
 		}
@@ -173,6 +174,7 @@ func (t *turnState) end(ctx context.Context, log *slog.Logger, gen uint64, usage
 		log.Warn("turn was not durable while it ran", "err", err)
 	}
 	err := t.e.opts.Store.EndTurn(ctx, t.pending, gen, usage, recs...)
+	t.e.recordWrite(err)
 	if err != nil {
 		log.Error("persist turn", "err", err)
 	}

@@ -71,12 +71,23 @@ func (m ModelInfo) IsText() bool {
 // Cost returns the price in USD of one reply with usage u: input tokens ×
 // input price + output tokens × output price (per million), plus the flat
 // per-request price when there is one. Per-second prices are not included.
-func (m ModelInfo) Cost(u Usage) float64 {
-	c := float64(u.InputTokens)*m.Pricing.Input/1e6 + float64(u.OutputTokens)*m.Pricing.Output/1e6
-	if m.Pricing.PerRequest != nil {
-		c += *m.Pricing.PerRequest
+func (m ModelInfo) Cost(u Usage) float64 { return m.Pricing.Cost(u) }
+
+// Cost returns the price in USD of one reply with usage u (see ModelInfo.Cost).
+func (p Pricing) Cost(u Usage) float64 {
+	c := float64(u.InputTokens)*p.Input/1e6 + float64(u.OutputTokens)*p.Output/1e6
+	if p.PerRequest != nil {
+		c += *p.PerRequest
 	}
 	return c
+}
+
+// Known reports whether the price says anything: a token price above zero or
+// a per-request price. A record without prices (or with both token prices at
+// zero and no per-request price) cannot price a reply, so spending limits
+// must not treat it as free.
+func (p Pricing) Known() bool {
+	return p.Input > 0 || p.Output > 0 || p.PerRequest != nil
 }
 
 // UnmarshalJSON decodes a catalog record, tolerating numbers sent as strings,
@@ -283,6 +294,11 @@ type Catalog struct {
 	idx       *catalogIndex
 	fetchedAt time.Time
 	lastErr   error
+	// last holds the last known price of models that an earlier catalog
+	// (a cached copy or an earlier fetch) priced and the current one lacks
+	// or lists without a price, keyed by lower-case id. It is saved with
+	// the cached copy, so it survives restarts.
+	last map[string]Pricing
 }
 
 // catalogIndex is an immutable snapshot; a refresh swaps in a new one.
@@ -450,13 +466,93 @@ func (c *Catalog) fetchError(status int, problem string, err error) *CatalogErro
 	return &CatalogError{URL: safeURL(c.url), Status: status, Problem: problem, err: err}
 }
 
+// lastPricesField is the field of a cached catalog document that keeps the
+// last known prices of models the catalog no longer prices. The gateway's
+// documents never carry it; ParseCatalog ignores it.
+const lastPricesField = "cometbot_last_prices"
+
+// cachedLastPrices returns the last known prices saved in a cached catalog
+// document (nil when there are none).
+func cachedLastPrices(doc []byte) map[string]Pricing {
+	var d struct {
+		Last map[string]Pricing `json:"cometbot_last_prices"`
+	}
+	if doc = bytes.TrimSpace(doc); len(doc) == 0 || doc[0] != '{' || json.Unmarshal(doc, &d) != nil {
+		return nil
+	}
+	return d.Last
+}
+
 // SetModels replaces the catalog's content (for tests and tools).
 func (c *Catalog) SetModels(models []ModelInfo) {
 	idx := buildIndex(models)
 	c.mu.Lock()
-	c.idx = idx
-	c.fetchedAt = time.Now()
+	c.swapLocked(idx, nil)
 	c.mu.Unlock()
+}
+
+// swapLocked installs idx as the current content. Prices the previous
+// content (and saved, the cached copy's last known prices) had for models
+// that idx lacks or lists unpriced are kept in c.last; models idx prices
+// leave it.
+func (c *Catalog) swapLocked(idx *catalogIndex, saved map[string]Pricing) {
+	last := make(map[string]Pricing, len(c.last)+len(saved))
+	for id, p := range saved {
+		if p.Known() {
+			last[strings.ToLower(id)] = p
+		}
+	}
+	for id, p := range c.last {
+		last[id] = p
+	}
+	if old := c.idx; old != nil {
+		for i, m := range old.models {
+			if m.Pricing.Known() {
+				last[old.lower[i]] = m.Pricing
+			}
+		}
+	}
+	for id := range last {
+		if i, ok := idx.byID[id]; ok && idx.models[i].Pricing.Known() {
+			delete(last, id)
+		}
+	}
+	c.idx, c.last = idx, last
+	c.fetchedAt = time.Now()
+}
+
+// Price returns the price to charge a reply of model id with: the current
+// catalog's, else the last known one — from an earlier fetch or the cached
+// copy — when the current catalog lacks the model or lists it without a
+// price. ok is false when no price was ever known.
+func (c *Catalog) Price(id string) (p Pricing, ok bool) {
+	l := strings.ToLower(strings.TrimSpace(id))
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.idx != nil {
+		if i, found := c.idx.byID[l]; found && c.idx.models[i].Pricing.Known() {
+			return c.idx.models[i].Pricing, true
+		}
+	}
+	p, ok = c.last[l]
+	return p, ok
+}
+
+// cacheDocument is what is saved in the cache after a fetch: the gateway's
+// document as it came when no last known price needs keeping, else the
+// models plus the last known prices.
+func (c *Catalog) cacheDocument(raw []byte) []byte {
+	c.mu.RLock()
+	idx, last := c.idx, c.last
+	c.mu.RUnlock()
+	if len(last) == 0 || idx == nil {
+		return raw
+	}
+	doc, err := json.Marshal(map[string]any{"success": true, "data": idx.models, lastPricesField: last})
+	if err != nil {
+		return raw
+	}
+	return doc
 }
 
 func buildIndex(models []ModelInfo) *catalogIndex {
@@ -524,8 +620,7 @@ func (c *Catalog) Load(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	if c.idx == nil {
-		c.idx = buildIndex(ms)
-		c.fetchedAt = time.Now()
+		c.swapLocked(buildIndex(ms), cachedLastPrices(b))
 	}
 	c.mu.Unlock()
 	return nil
@@ -574,11 +669,10 @@ func (c *Catalog) fetch(ctx context.Context) error {
 	}
 	idx := buildIndex(ms)
 	c.mu.Lock()
-	c.idx = idx
-	c.fetchedAt = time.Now()
+	c.swapLocked(idx, nil)
 	c.mu.Unlock()
 	if c.cache != nil {
-		if err := c.cache.SaveCatalog(ctx, b); err != nil {
+		if err := c.cache.SaveCatalog(ctx, c.cacheDocument(b)); err != nil {
 			c.log.Warn("llm: catalog: save cache", "err", err)
 		}
 	}

@@ -378,3 +378,82 @@ func TestCatalogUnreachable(t *testing.T) {
 		t.Errorf("UserMessage = %q", um)
 	}
 }
+
+// TestCatalogKeepsLastKnownPrices: a model an older (cached) catalog priced
+// keeps that price when the fresh catalog lacks it or lists it unpriced, in
+// this process and, through the cached copy, after a restart.
+func TestCatalogKeepsLastKnownPrices(t *testing.T) {
+	t.Parallel()
+	s := llmtest.New(t)
+	cache := llm.FileCache(filepath.Join(t.TempDir(), "catalog.json"))
+	old := []llm.ModelInfo{
+		{ID: "kept-model", Type: "text", Pricing: llm.Pricing{Input: 1, Output: 2}},
+		{ID: "lost-price", Type: "text", Pricing: llm.Pricing{Input: 3, Output: 4}},
+		{ID: "repriced", Type: "text", Pricing: llm.Pricing{Input: 5, Output: 6}},
+	}
+	s.SetModels(old)
+	loadedCatalog(t, s, cache)
+
+	// The fresh catalog drops kept-model, lists lost-price without a price,
+	// changes repriced's price and adds a model that was never priced.
+	s.SetModels([]llm.ModelInfo{
+		{ID: "lost-price", Type: "text"},
+		{ID: "repriced", Type: "text", Pricing: llm.Pricing{Input: 7, Output: 8}},
+		{ID: "never-priced", Type: "text"},
+	})
+	fresh := llm.NewCatalog(llm.CatalogConfig{URL: s.CatalogURL(), Cache: cache})
+	if err := fresh.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := fresh.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s.SetCatalogStatus(500)
+	restarted := llm.NewCatalog(llm.CatalogConfig{URL: s.CatalogURL(), Cache: cache})
+	if err := restarted.Refresh(context.Background()); err == nil || !restarted.Loaded() {
+		t.Fatalf("restart with the catalog down: err %v, loaded %v", err, restarted.Loaded())
+	}
+	tests := []struct {
+		id     string
+		ok     bool
+		output float64
+	}{
+		{"kept-model", true, 2},
+		{"KEPT-MODEL", true, 2},
+		{"lost-price", true, 4},
+		{"repriced", true, 8},
+		{"never-priced", false, 0},
+		{"unknown", false, 0},
+	}
+	for name, cat := range map[string]*llm.Catalog{"same process": fresh, "after restart": restarted} {
+		for _, tt := range tests {
+			p, ok := cat.Price(tt.id)
+			if ok != tt.ok || p.Output != tt.output {
+				t.Errorf("%s: Price(%q) = %+v, %v; want output %v, %v", name, tt.id, p, ok, tt.output, tt.ok)
+			}
+		}
+		if _, ok := cat.Lookup("kept-model"); ok {
+			t.Errorf("%s: a model the catalog dropped is listed again", name)
+		}
+	}
+}
+
+func TestPricingKnown(t *testing.T) {
+	t.Parallel()
+	zero := 0.0
+	tests := []struct {
+		p    llm.Pricing
+		want bool
+	}{
+		{llm.Pricing{}, false},
+		{llm.Pricing{Currency: "USD / M Tokens"}, false},
+		{llm.Pricing{Input: 0.1}, true},
+		{llm.Pricing{Output: 0.1}, true},
+		{llm.Pricing{PerRequest: &zero}, true},
+	}
+	for i, tt := range tests {
+		if got := tt.p.Known(); got != tt.want {
+			t.Errorf("%d: %+v.Known() = %v, want %v", i, tt.p, got, tt.want)
+		}
+	}
+}

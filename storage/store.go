@@ -37,7 +37,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // SchemaVersion is the version of the layout this build reads and writes.
@@ -102,7 +101,10 @@ type Store struct {
 }
 
 // Open opens (creating if needed) the database at path, checks its schema
-// version and creates the buckets.
+// version and creates the buckets. A missing file is created (first start);
+// a file that exists but is empty, truncated or damaged is refused with a
+// *CorruptError (errors.Is ErrCorrupt) naming it — never replaced by an
+// empty database, and never a panic.
 func Open(path string, opts Options) (*Store, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 2 * time.Second
@@ -112,12 +114,9 @@ func Open(path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("storage: create directory %s: %w", dir, err)
 		}
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync, FreelistType: bolt.FreelistMapType})
+	db, err := openBolt(path, opts)
 	if err != nil {
-		if errors.Is(err, bolterrors.ErrTimeout) {
-			return nil, fmt.Errorf("%w: %s (is another cometbot running with the same COMETBOT_DB?)", ErrLocked, path)
-		}
-		return nil, fmt.Errorf("storage: open %s: %w", path, err)
+		return nil, err
 	}
 	s := &Store{db: db, path: path, now: time.Now, maxConvBlob: opts.MaxConversationBlobBytes}
 	if s.maxConvBlob == 0 {
@@ -134,8 +133,11 @@ func Open(path string, opts Options) (*Store, error) {
 	} else {
 		s.group = newCommitter(db)
 	}
-	if err := s.init(); err != nil {
-		_ = db.Close()
+	if err := guard(path, s.init); err != nil {
+		if s.group != nil {
+			s.group.close()
+		}
+		closeQuietly(db)
 		return nil, err
 	}
 	return s, nil
@@ -149,7 +151,7 @@ func (s *Store) init() error {
 		}
 		if v := meta.Get(keySchema); v != nil {
 			if len(v) != 8 {
-				return fmt.Errorf("storage: %s: corrupt schema version", s.path)
+				return &CorruptError{Path: s.path, Reason: "corrupted (bad schema version record)"}
 			}
 			if got := binary.BigEndian.Uint64(v); got > SchemaVersion {
 				return fmt.Errorf("%w: %s has schema %d, this build understands up to %d; upgrade cometbot or use another COMETBOT_DB", ErrNewerSchema, s.path, got, SchemaVersion)

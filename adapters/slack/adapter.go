@@ -20,6 +20,7 @@ import (
 
 	"github.com/cometbot/cometbot/bot"
 	"github.com/cometbot/cometbot/internal/fetch"
+	"github.com/cometbot/cometbot/internal/lograte"
 )
 
 // Platform is the value of bot.Message.Platform for Slack.
@@ -197,6 +198,8 @@ type Adapter struct {
 	bg      sync.WaitGroup // event workers and follow-ups
 	serial  *serialQueue
 	handled *recentSet // text commands already run (event keys)
+
+	rejects lograte.Limiter // one log line per kind of refused HTTP request per 10 s
 }
 
 // identity is who the bot is, from auth.test.

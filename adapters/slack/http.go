@@ -28,15 +28,18 @@ func (a *Adapter) HTTPHandler() http.Handler {
 }
 
 // verify reads the body and checks Slack's signature. On failure it answers
-// 401 and returns false.
+// 413 or 401 and returns false. Refusals are logged at most once per kind
+// per 10 seconds (with the count of the others), so a client sending bad
+// requests in a loop cannot flood the log.
 func (a *Adapter) verify(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBytes))
 	if err != nil {
+		a.rejects.Warn(a.log, "slack: HTTP request refused: body too large or unreadable", "path", r.URL.Path, "err", err)
 		http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
 		return nil, false
 	}
 	if a.cfg.SigningSecret == "" {
-		a.log.Warn("slack: HTTP request refused: no signing secret configured (SLACK_SIGNING_SECRET)")
+		a.rejects.Warn(a.log, "slack: HTTP request refused: no signing secret configured (SLACK_SIGNING_SECRET)")
 		http.Error(w, "signature verification not configured", http.StatusUnauthorized)
 		return nil, false
 	}
@@ -46,7 +49,7 @@ func (a *Adapter) verify(w http.ResponseWriter, r *http.Request) ([]byte, bool) 
 		err = sv.Ensure()
 	}
 	if err != nil {
-		a.log.Warn("slack: HTTP request with bad or stale signature refused", "path", r.URL.Path, "err", err)
+		a.rejects.Warn(a.log, "slack: HTTP request with bad or stale signature refused", "path", r.URL.Path, "err", err)
 		http.Error(w, "invalid signature", http.StatusUnauthorized)
 		return nil, false
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -173,4 +175,60 @@ func TestHTTPHandlerNeedsRun(t *testing.T) {
 	if a.Ready() {
 		t.Fatal("ready without Run")
 	}
+}
+
+// TestHTTPRefusalsAreLoggedOncePerInterval: a flood of forged and oversized
+// requests is refused every time but logged once per kind per interval.
+func TestHTTPRefusalsAreLoggedOncePerInterval(t *testing.T) {
+	t.Parallel()
+	fake := slacktest.Start(t, slacktest.Options{})
+	var logs lockedLog
+	a, err := New(Config{BotToken: fake.Options().BotToken, APIURL: fake.APIURL(), SigningSecret: testSecret,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}, &nopEngine{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newHTTPTestServer(t, a.HTTPHandler())
+	send := func(secret string, body []byte) int {
+		req, _ := slacktest.NewSignedRequest(context.Background(), srv+"/slack/events", secret, "application/json", body, time.Now())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for range 50 {
+		if code := send("not-the-secret", []byte(`{"type":"event_callback"}`)); code != http.StatusUnauthorized {
+			t.Fatalf("forged request: %d", code)
+		}
+		if code := send(testSecret, []byte(strings.Repeat("x", maxRequestBytes+1))); code != http.StatusRequestEntityTooLarge {
+			t.Fatalf("oversized request: %d", code)
+		}
+	}
+	out := logs.String()
+	if n := strings.Count(out, "bad or stale signature"); n != 1 {
+		t.Errorf("%d lines for 50 forged requests, want 1:\n%s", n, out)
+	}
+	if n := strings.Count(out, "refused: body too large"); n != 1 {
+		t.Errorf("%d lines for 50 oversized requests, want 1:\n%s", n, out)
+	}
+}
+
+// lockedLog is a log sink safe for concurrent writers.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // wordJoiner is an invisible character inserted into model-written mention
@@ -25,7 +27,6 @@ var (
 	reBoldUnder  = regexp.MustCompile(`(^|[^\w])__([^\s_](?:[^_]*?[^\s_])?)__($|[^\w])`)
 	reItalicStar = regexp.MustCompile(`(^|[^\w*])\*([^\s*](?:[^*]*?[^\s*])?)\*($|[^\w*])`)
 	reStrike     = regexp.MustCompile(`~~([^\s~](?:[^~]*?[^\s~])?)~~`)
-	reBroadcast  = regexp.MustCompile(`(?i)(^|[^\w@.])@(here|channel|everyone)\b`)
 	reLinkToken  = regexp.MustCompile("\x00(\\d+)\x00")
 )
 
@@ -57,16 +58,61 @@ func escapeSlack(s string) string {
 	return b.String()
 }
 
-// neutralizeBroadcasts breaks plain "@here", "@channel" and "@everyone" so
-// that they can never notify anyone, whatever parse mode Slack applies.
+// broadcasts are the mentions that notify a whole channel or workspace.
+var broadcasts = []string{"here", "channel", "everyone"}
+
+// neutralizeBroadcasts breaks "@here", "@channel" and "@everyone" with an
+// invisible word joiner after the "@" so that they can never notify anyone,
+// whatever parse mode Slack applies — also when Markdown emphasis hugs them
+// (**@here**, _@channel_, ~@everyone~, __@here__). Words that only contain
+// one (me@here.com, @hereafter, x.@here) are left alone. It is the one
+// place the Slack adapter neutralizes broadcasts; Discord needs none (its
+// messages are sent with allowed_mentions that allow nothing).
 func neutralizeBroadcasts(s string) string {
 	if !strings.Contains(s, "@") {
 		return s
 	}
-	for range 2 { // twice: adjacent matches share a boundary character
-		s = reBroadcast.ReplaceAllString(s, "${1}@"+wordJoiner+"${2}")
+	var b strings.Builder
+	last := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] != '@' || !broadcastStart(s, i) {
+			continue
+		}
+		for _, w := range broadcasts {
+			end := i + 1 + len(w)
+			if end <= len(s) && strings.EqualFold(s[i+1:end], w) && broadcastEnd(s, end) {
+				b.WriteString(s[last : i+1])
+				b.WriteString(wordJoiner)
+				last = i + 1
+				break
+			}
+		}
 	}
-	return s
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+// broadcastStart reports whether the "@" at s[i] starts a word: it follows
+// the start, a space, punctuation or emphasis, not a letter, digit, "." or "@".
+func broadcastStart(s string, i int) bool {
+	if i == 0 {
+		return true
+	}
+	r, _ := utf8.DecodeLastRuneInString(s[:i])
+	return r != '.' && r != '@' && !unicode.IsLetter(r) && !unicode.IsDigit(r)
+}
+
+// broadcastEnd reports whether the word ends at s[end]: the end, or
+// anything but a letter or digit (emphasis such as "_" or "*" included).
+func broadcastEnd(s string, end int) bool {
+	if end == len(s) {
+		return true
+	}
+	r, _ := utf8.DecodeRuneInString(s[end:])
+	return !unicode.IsLetter(r) && !unicode.IsDigit(r)
 }
 
 // neutralizeMarkdown makes model Markdown safe to send as markdown_text or in

@@ -48,6 +48,12 @@ func TestToMrkdwn(t *testing.T) {
 			"&lt;!here&gt; &lt;!channel&gt; &lt;!everyone&gt; &lt;!subteam^S1&gt; &lt;@U123&gt;"},
 		{"mail address untouched", "mail me@here.com", "mail me@here.com"},
 		{"adjacent broadcasts", "@here@here (@channel)", "@\u2060here@here (@\u2060channel)"},
+		{"bold broadcast", "**@here** now", "*@\u2060here* now"},
+		{"italic broadcast", "_@channel_ now", "_@\u2060channel_ now"},
+		{"strike broadcast", "~@everyone~ and ~~@here~~", "~@\u2060everyone~ and ~@\u2060here~"},
+		{"underscore bold broadcast", "__@here__", "*@\u2060here*"},
+		{"star italic broadcast", "*@channel*", "_@\u2060channel_"},
+		{"longer words untouched", "@hereafter @channels @everyones x.@here", "@hereafter @channels @everyones x.@here"},
 		{"crlf", "a\r\nb", "a\nb"},
 	}
 	for _, tt := range tests {
@@ -80,6 +86,9 @@ func TestNeutralizeMarkdown(t *testing.T) {
 		{"<!subteam^S1|@team>", "<\u2060!subteam^S1|@team>"},
 		{"ping <@U1> please", "ping <\u2060@U1> please"},
 		{"@everyone look", "@\u2060everyone look"},
+		{"**@here** _@channel_ ~@everyone~ ***@HERE***", "**@\u2060here** _@\u2060channel_ ~@\u2060everyone~ ***@\u2060HERE***"},
+		{"already @\u2060here", "already @\u2060here"},
+		{"me@here.com", "me@here.com"},
 		{"**bold** <b>", "**bold** <b>"},
 	}
 	for _, tt := range tests {
@@ -123,6 +132,7 @@ func TestRenderMrkdwnSplitsLongAnswers(t *testing.T) {
 
 func FuzzToMrkdwn(f *testing.F) {
 	f.Add("**a** _b_ `c` [d](https://e) <!here> @channel\n```\nx\n")
+	f.Add("**@here** _@channel_ ~@everyone~ me@here.com")
 	f.Fuzz(func(t *testing.T, s string) {
 		out := toMrkdwn(s)
 		for _, bad := range []string{"<!here", "<!channel", "<!everyone", "<!subteam", "<@"} {

@@ -14,11 +14,12 @@ import (
 	"github.com/cometbot/cometbot/internal/config"
 )
 
-func cmdChat(ctx context.Context, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+func cmdChat(ctx context.Context, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) (err error) {
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return err
 	}
+	defer func() { err = scrubbed(cfg, err) }()
 	// Logs go to stderr at warn level unless asked otherwise, so the
 	// conversation on stdout stays clean.
 	if getenv("COMETBOT_LOG_LEVEL") == "" {
@@ -32,7 +33,7 @@ func cmdChat(ctx context.Context, getenv func(string) string, stdin io.Reader, s
 	if err != nil {
 		return err
 	}
-	defer c.shutdown(cfg.ShutdownTimeout())
+	defer c.shutdown(planShutdown(cfg.ShutdownTimeout()))
 
 	// Refresh the catalog: in the background when a cached copy exists,
 	// otherwise (first run) before reading input, for at most a few seconds.

@@ -17,6 +17,9 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/cometbot/cometbot/internal/config"
+	"github.com/cometbot/cometbot/internal/redact"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -95,4 +98,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 1
 	}
 	return 0
+}
+
+// scrubbed returns err with cfg's secrets (keys embedded in URLs included)
+// replaced, for printing; it still unwraps to err.
+func scrubbed(cfg *config.Config, err error) error {
+	if cfg == nil || err == nil {
+		return err
+	}
+	return redact.NewScrubber(cfg.Secrets()...).Error(err)
 }

@@ -4,16 +4,21 @@ import (
 	"bytes"
 	"context"
 	"debug/elf"
+	"errors"
+	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cometbot/cometbot/llm"
 	"github.com/cometbot/cometbot/llm/llmtest"
 )
 
@@ -141,35 +146,92 @@ func TestModelsCommand(t *testing.T) {
 	}
 }
 
+// TestDoctor runs `cometbot doctor` against the fake gateway: each failure
+// says what is wrong and the fix; open defaults are warnings.
 func TestDoctor(t *testing.T) {
-	gw := llmtest.New(t, llmtest.Options{APIKey: "right"})
 	html := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		w.Write([]byte("<html>hello</html>"))
 	}))
 	t.Cleanup(html.Close)
-	db := filepath.Join(t.TempDir(), "d", "bot.db")
+	writeFile := func(t *testing.T, name string, data []byte) string {
+		p := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	const budgets = "budgets:\n  user: {daily: 1}\naccess:\n  admins: [U1]\n"
+	unpriced := llmtest.DefaultModels()
+	unpriced[0].Pricing = llm.Pricing{} // gpt-4o-mini, the default model
 	tests := []struct {
 		name     string
-		env      map[string]string
+		gw       llmtest.Options
+		script   *llmtest.Script // the gateway's answer to the test request
+		env      func(t *testing.T, gw *llmtest.Server) map[string]string
 		wantCode int
 		want     []string
+		notWant  []string
 	}{
-		{"all good", map[string]string{"COMETAPI_KEY": "right", "COMETAPI_BASE_URL": gw.URL(), "COMETBOT_DB": db}, 0,
-			[]string{"✓ gateway key", "✓ model catalog", "✓ default model — gpt-4o-mini", "✓ database", "All checks passed"}},
-		{"wrong key", map[string]string{"COMETAPI_KEY": "wrong", "COMETAPI_BASE_URL": gw.URL(), "COMETBOT_DB": db}, 1,
-			[]string{"✗ gateway key", "rejected the key", "COMETAPI_KEY"}},
-		{"html base url", map[string]string{"COMETAPI_KEY": "right", "COMETAPI_BASE_URL": html.URL + "/v1", "COMETAPI_CATALOG_URL": gw.CatalogURL(), "COMETBOT_DB": db}, 1,
-			[]string{"base URL looks wrong", "https://api.cometapi.com/v1"}},
-		{"unknown default model", map[string]string{"COMETAPI_KEY": "right", "COMETAPI_BASE_URL": gw.URL(), "COMETBOT_DB": db, "COMETBOT_DEFAULT_MODEL": "gpt-4o-mimi"}, 1,
-			[]string{"✗ default model", "did you mean", "gpt-4o-mini"}},
-		{"bad config", map[string]string{"COMETBOT_LOG_FORMAT": "xml"}, 1, []string{"✗ configuration", "COMETBOT_LOG_FORMAT"}},
+		{name: "all good", wantCode: 0,
+			want: []string{"✓ gateway key", "✓ model catalog", "✓ default model — gpt-4o-mini answered a test request", "✓ prices — no budgets",
+				"! open defaults — no admins are configured", "everyone may change server-wide models", "no budgets are configured",
+				"✓ database", "passed the consistency check", "All checks passed (1 warning above)"}},
+		{name: "wrong key", env: func(t *testing.T, gw *llmtest.Server) map[string]string {
+			return map[string]string{"COMETAPI_KEY": "wrong"}
+		},
+			wantCode: 1, want: []string{"✗ gateway key", "rejected the key", "COMETAPI_KEY"}},
+		{name: "html base url", env: func(t *testing.T, gw *llmtest.Server) map[string]string {
+			return map[string]string{"COMETAPI_BASE_URL": html.URL + "/v1", "COMETAPI_CATALOG_URL": gw.CatalogURL()}
+		}, wantCode: 1, want: []string{"base URL looks wrong", "https://api.cometapi.com/v1"}},
+		{name: "unknown default model", env: func(t *testing.T, gw *llmtest.Server) map[string]string {
+			return map[string]string{"COMETBOT_DEFAULT_MODEL": "gpt-4o-mimi"}
+		}, wantCode: 1, want: []string{"✗ default model", "did you mean", "gpt-4o-mini"}},
+		{name: "unknown model with nothing near", env: func(t *testing.T, gw *llmtest.Server) map[string]string {
+			return map[string]string{"COMETBOT_DEFAULT_MODEL": "zzzzzzzzzzzzzzzzzzzz"}
+		}, wantCode: 1, want: []string{"✗ default model", "not in the catalog", "fix:"}, notWant: []string{"did you mean", "()"}},
+		{name: "listed but not served", script: &llmtest.Script{Status: 503, ErrorMessage: "No available channel for model gpt-4o-mini under group default"},
+			wantCode: 1, want: []string{"✗ default model", "test request to \"gpt-4o-mini\" failed", "isn't available on the gateway", "fix: pick a model the gateway serves"}},
+		{name: "budgets with an unpriced default model", gw: llmtest.Options{APIKey: "right", Models: unpriced},
+			env: func(t *testing.T, gw *llmtest.Server) map[string]string {
+				return map[string]string{"COMETBOT_CONFIG": writeFile(t, "c.yaml", []byte(budgets))}
+			}, wantCode: 1, want: []string{"✗ prices", "default model \"gpt-4o-mini\" has no known price", "budgeted turns with it are refused", "✓ open defaults"}},
+		{name: "budgets without a catalog", env: func(t *testing.T, gw *llmtest.Server) map[string]string {
+			return map[string]string{"COMETBOT_CONFIG": writeFile(t, "c.yaml", []byte(budgets)), "COMETAPI_CATALOG_URL": html.URL + "/api/models"}
+		}, wantCode: 1, want: []string{"✗ model catalog", "✗ prices", "no model catalog is loaded", "budgeted turns are refused"}},
+		{name: "corrupted database", env: func(t *testing.T, gw *llmtest.Server) map[string]string {
+			return map[string]string{"COMETBOT_DB": writeFile(t, "bot.db", bytes.Repeat([]byte("garbage!"), 2048))}
+		}, wantCode: 1, want: []string{"✗ database", "is corrupted", "restore", "copy your latest backup", ".corrupt"}},
+		{name: "empty database file", env: func(t *testing.T, gw *llmtest.Server) map[string]string {
+			return map[string]string{"COMETBOT_DB": writeFile(t, "bot.db", nil)}
+		}, wantCode: 1, want: []string{"✗ database", "is empty (0 bytes)", "copy your latest backup"}},
+		{name: "key in the base URL's user info", env: func(t *testing.T, gw *llmtest.Server) map[string]string {
+			return map[string]string{"COMETAPI_BASE_URL": strings.Replace(gw.URL(), "http://", "http://sk-in-the-url@", 1)}
+		}, wantCode: 0, want: []string{"key accepted by http://[redacted]@127.0.0.1"}, notWant: []string{"sk-in-the-url"}},
+		{name: "key in the base URL's query", env: func(t *testing.T, gw *llmtest.Server) map[string]string {
+			return map[string]string{"COMETAPI_BASE_URL": gw.URL() + "?key=sk-in-the-query"}
+		}, wantCode: 1, want: []string{"✗ configuration", "key=[redacted]", "put the key in COMETAPI_KEY"}, notWant: []string{"sk-in-the-query"}},
+		{name: "bad config", env: func(t *testing.T, gw *llmtest.Server) map[string]string {
+			return map[string]string{"COMETBOT_LOG_FORMAT": "xml"}
+		}, wantCode: 1, want: []string{"✗ configuration", "COMETBOT_LOG_FORMAT"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			opts := tt.gw
+			if opts.APIKey == "" {
+				opts.APIKey = "right"
+			}
+			gw := llmtest.New(t, opts)
+			if tt.script != nil {
+				gw.Enqueue(*tt.script)
+			}
+			env := map[string]string{"COMETAPI_KEY": "right", "COMETAPI_BASE_URL": gw.URL(), "COMETBOT_DB": filepath.Join(t.TempDir(), "d", "bot.db")}
+			if tt.env != nil {
+				maps.Copy(env, tt.env(t, gw))
+			}
 			var out, errOut bytes.Buffer
-			code := run(context.Background(), []string{"doctor"}, nil, &out, &errOut, func(k string) string { return tt.env[k] })
-			if code != tt.wantCode {
+			code := run(context.Background(), []string{"doctor"}, nil, &out, &errOut, func(k string) string { return env[k] })
+			if tt.wantCode >= 0 && code != tt.wantCode {
 				t.Errorf("exit %d, want %d", code, tt.wantCode)
 			}
 			for _, w := range tt.want {
@@ -177,31 +239,57 @@ func TestDoctor(t *testing.T) {
 					t.Errorf("output lacks %q:\n%s", w, out.String())
 				}
 			}
-			if strings.Contains(out.String()+errOut.String(), "right") && tt.name != "all good" {
+			for _, w := range tt.notWant {
+				if strings.Contains(out.String()+errOut.String(), w) {
+					t.Errorf("output shows %q:\n%s", w, out.String())
+				}
+			}
+			if strings.Contains(out.String()+errOut.String(), "right") {
 				t.Errorf("output shows the key")
 			}
 		})
 	}
 }
 
+// TestHealthEndpoints: /readyz answers 503 with the reason until ready
+// (platforms connected, store saving turns), then 200.
 func TestHealthEndpoints(t *testing.T) {
-	ready := false
-	srv := httptest.NewServer(healthServer("", func() bool { return ready }, nil).Handler)
+	var notReady atomic.Value
+	notReady.Store("not connected: slack")
+	ready := func(context.Context) error {
+		if why := notReady.Load().(string); why != "" {
+			return errors.New(why)
+		}
+		return nil
+	}
+	srv := httptest.NewServer(healthServer("", ready, nil, defaultHTTPLimits).Handler)
 	defer srv.Close()
-	get := func(path string) int {
+	get := func(path string) (int, string) {
 		resp, err := http.Get(srv.URL + path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
-		return resp.StatusCode
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
 	}
-	if get("/healthz") != 200 || get("/readyz") != 503 {
-		t.Fatal("before ready: want healthz 200, readyz 503")
+	tests := []struct {
+		why        string
+		code       int
+		wantInBody string
+	}{
+		{"not connected: slack", 503, "not ready: not connected: slack"},
+		{"store failing for 12s: write /data/cometbot.db: no space left on device", 503, "no space left on device"},
+		{"", 200, "ready"},
 	}
-	ready = true
-	if get("/readyz") != 200 {
-		t.Fatal("after ready: readyz should be 200")
+	for _, tt := range tests {
+		notReady.Store(tt.why)
+		if code, _ := get("/healthz"); code != 200 {
+			t.Errorf("healthz %d", code)
+		}
+		if code, body := get("/readyz"); code != tt.code || !strings.Contains(body, tt.wantInBody) {
+			t.Errorf("not ready because %q: readyz %d %q", tt.why, code, body)
+		}
 	}
 }
 
@@ -246,7 +334,7 @@ func TestStaticBinaryInEmptyRoot(t *testing.T) {
 }
 
 func TestHealthcheckCommand(t *testing.T) {
-	srv := httptest.NewServer(healthServer("", func() bool { return true }, nil).Handler)
+	srv := httptest.NewServer(healthServer("", func(context.Context) error { return nil }, nil, defaultHTTPLimits).Handler)
 	defer srv.Close()
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	env := map[string]string{"COMETBOT_HTTP_ADDR": addr}

@@ -13,11 +13,12 @@ import (
 	"github.com/cometbot/cometbot/llm"
 )
 
-func cmdModels(ctx context.Context, getenv func(string) string, args []string, stdout io.Writer) error {
+func cmdModels(ctx context.Context, getenv func(string) string, args []string, stdout io.Writer) (err error) {
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return err
 	}
+	defer func() { err = scrubbed(cfg, err) }()
 	cat := llm.NewCatalog(llm.CatalogConfig{URL: cfg.CatalogURL})
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,11 +31,12 @@ type namedPlatform struct {
 	platform
 }
 
-func cmdRun(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
+func cmdRun(ctx context.Context, getenv func(string) string, stderr io.Writer) (err error) {
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return err
 	}
+	defer func() { err = scrubbed(cfg, err) }()
 	log := newLogger(cfg, stderr)
 	slog.SetDefault(log) // libraries that log through slog.Default (discordgo via the adapter) get the same format and scrubbing
 	if err := cfg.RequireKey(); err != nil {
@@ -47,27 +49,32 @@ func cmdRun(ctx context.Context, getenv func(string) string, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	defer c.shutdown(cfg.ShutdownTimeout())
+	defer c.shutdown(planShutdown(cfg.ShutdownTimeout()))
 
 	platforms, handlers, err := buildPlatforms(cfg, c, log)
 	if err != nil {
 		return err
 	}
-	ready := func() bool {
+	ready := func(ctx context.Context) error {
+		var missing []string
 		for _, p := range platforms {
 			if !p.Ready() {
-				return false
+				missing = append(missing, p.name)
 			}
 		}
-		return true
+		if len(missing) > 0 {
+			return fmt.Errorf("not connected: %s", strings.Join(missing, ", "))
+		}
+		return c.engine.StoreError(ctx)
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on COMETBOT_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 	}
-	srv := healthServer(cfg.HTTPAddr, ready, handlers)
+	srv := healthServer(cfg.HTTPAddr, ready, handlers, defaultHTTPLimits)
 
-	// Everything below is owned by this function and ends before it returns.
+	// Everything below is owned by this function and ends before it returns
+	// (or, past the shutdown timeout, is abandoned as the process exits).
 	platCtx, stopPlatforms := context.WithCancel(ctx)
 	defer stopPlatforms()
 	var wg sync.WaitGroup
@@ -91,6 +98,7 @@ func cmdRun(ctx context.Context, getenv func(string) string, stderr io.Writer) e
 	}
 	log.Info("cometbot running", "version", version, "http", ln.Addr().String(), "platforms", names(platforms), "default_model", cfg.Model())
 	resumePending(platCtx, c, platforms, log)
+	warnOpenDefaults(cfg, c.catalog, log)
 
 	var runErr error
 	select {
@@ -99,14 +107,25 @@ func cmdRun(ctx context.Context, getenv func(string) string, stderr io.Writer) e
 	case runErr = <-errc:
 		log.Error("stopping after a fatal error", "err", runErr)
 	}
-	// Stop taking events first, so nothing new is accepted and lost; then let
-	// in-flight replies finish (deferred c.shutdown) while HTTP stays up.
+	// One deadline for the whole shutdown. Stop taking events first, so
+	// nothing new is accepted and lost; then let in-flight replies finish
+	// (or finalize them as interrupted) while HTTP stays up; then close the
+	// HTTP server and wait for the adapters with what is left.
+	plan := planShutdown(cfg.ShutdownTimeout())
+	deadline := time.Now().Add(plan.total)
 	stopPlatforms()
-	c.shutdown(cfg.ShutdownTimeout())
-	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	c.shutdown(plan)
+	closeCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
-	_ = srv.Shutdown(shutCtx)
-	wg.Wait()
+	_ = srv.Shutdown(closeCtx)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-closeCtx.Done():
+		_ = srv.Close()
+		log.Warn("shutdown timeout reached; exiting with work still running", "timeout", plan.total)
+	}
 	return runErr
 }
 
@@ -141,6 +160,8 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 		h = slog.NewJSONHandler(w, opts)
 	}
 	// Transport errors print request URLs; Discord interaction/webhook and
-	// Slack response_url paths carry tokens, so logged errors are scrubbed.
-	return slog.New(redact.Handler(h))
+	// Slack response_url paths carry tokens, so logged errors are scrubbed;
+	// and the configured secrets (keys embedded in URLs included) are
+	// replaced wherever they appear.
+	return slog.New(redact.Handler(h, cfg.Secrets()...))
 }

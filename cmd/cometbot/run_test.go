@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/cometbot/cometbot/adapters/discord/discordtest"
 	"github.com/cometbot/cometbot/adapters/slack/slacktest"
 	"github.com/cometbot/cometbot/llm/llmtest"
+	"github.com/cometbot/cometbot/storage"
 )
 
 func freeAddr(t *testing.T) string {
@@ -125,7 +127,136 @@ func TestRunServesSlackAndDiscordAtOnce(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("no exit after SIGTERM\n%s", logs.String())
 	}
+	for _, w := range []string{"no admins are configured", "everyone may change server-wide models", "no budgets are configured"} {
+		if !strings.Contains(logs.String(), w) {
+			t.Errorf("the startup log does not say %q:\n%s", w, logs.String())
+		}
+	}
 	if strings.Contains(logs.String(), "sk-run") || strings.Contains(logs.String(), sl.Options().BotToken) || strings.Contains(logs.String(), dc.Token()) {
 		t.Fatalf("a secret reached the logs:\n%s", logs.String())
+	}
+}
+
+// TestRunAndDoctorRefuseABadDatabase: the real binary, given an empty, a
+// random or a truncated database file, exits with one clear error naming
+// the file — no panic, no stack trace — and leaves the file as it was.
+func TestRunAndDoctorRefuseABadDatabase(t *testing.T) {
+	gw := llmtest.New(t, llmtest.Options{APIKey: "k"})
+	good := filepath.Join(t.TempDir(), "good.db")
+	st, err := storage.Open(good, storage.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2000 {
+		p := strings.Repeat("a long system prompt ", 10)
+		if err := st.UpdateSettings(context.Background(), fmt.Sprint("scope-", i), func(s *storage.Settings) { s.SystemPrompt = &p }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	real, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{
+		"empty":     nil,
+		"random":    bytes.Repeat([]byte{0xde, 0xad, 0xbe, 0xef, 0x42}, 20000),
+		"truncated": real[:len(real)/3],
+	}
+	for name, data := range files {
+		for _, sub := range []string{"run", "doctor"} {
+			t.Run(name+"/"+sub, func(t *testing.T) {
+				db := filepath.Join(t.TempDir(), "bot.db")
+				if err := os.WriteFile(db, data, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				cmd := exec.CommandContext(ctx, binary, sub)
+				cmd.Env = []string{"COMETAPI_KEY=k", "COMETAPI_BASE_URL=" + gw.URL(), "COMETBOT_DB=" + db,
+					"COMETBOT_HTTP_ADDR=" + freeAddr(t), "DISCORD_BOT_TOKEN=unused", "DISCORD_API_URL=http://127.0.0.1:1/api/v9"}
+				out, err := cmd.CombinedOutput()
+				if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 1 {
+					t.Fatalf("%s: %v, want exit status 1:\n%s", sub, err, out)
+				}
+				for _, bad := range []string{"panic", "goroutine ", "runtime error", "SIGBUS", "SIGSEGV"} {
+					if strings.Contains(string(out), bad) {
+						t.Fatalf("%s printed %q:\n%s", sub, bad, out)
+					}
+				}
+				for _, w := range []string{"the database file " + db + " is ", "restore a backup"} {
+					if !strings.Contains(string(out), w) {
+						t.Errorf("%s output lacks %q:\n%s", sub, w, out)
+					}
+				}
+				if after, _ := os.ReadFile(db); !bytes.Equal(after, data) {
+					t.Errorf("%s changed the database file", sub)
+				}
+			})
+		}
+	}
+}
+
+// TestRunShutdownFitsTheTimeout: with shutdown_timeout 3s and a reply the
+// model never finishes, SIGTERM ends the process within the timeout: the
+// reply is finalized as interrupted, then HTTP and Slack close.
+func TestRunShutdownFitsTheTimeout(t *testing.T) {
+	gw := llmtest.New(t, llmtest.Options{APIKey: "k"})
+	gw.Enqueue(llmtest.Script{Stall: true})
+	sl := slacktest.Start(t, slacktest.Options{})
+	addr := freeAddr(t)
+	conf := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(conf, []byte("shutdown_timeout: 3s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "run")
+	cmd.Env = []string{
+		"COMETAPI_KEY=k", "COMETAPI_BASE_URL=" + gw.URL(), "COMETBOT_CONFIG=" + conf,
+		"COMETBOT_DB=" + filepath.Join(t.TempDir(), "bot.db"), "COMETBOT_HTTP_ADDR=" + addr,
+		"SLACK_BOT_TOKEN=" + sl.Options().BotToken, "SLACK_APP_TOKEN=" + sl.Options().AppToken, "SLACK_API_URL=" + sl.APIURL(),
+	}
+	var logs lockedBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	waitFor(t, "/readyz 200", 20*time.Second, func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	ev := sl.Mention("U1", "C1", "<@UBOT> never answered", "")
+	sl.SendEvent(ev)
+	waitFor(t, "the model call to hang", 20*time.Second, func() bool { return gw.InFlight() > 0 })
+
+	begin := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no exit 30 s after SIGTERM\n%s", logs.String())
+	}
+	if took := time.Since(begin); took > 3*time.Second+1500*time.Millisecond {
+		t.Fatalf("shutdown took %s with shutdown_timeout 3s\n%s", took, logs.String())
+	}
+	interrupted := false
+	for _, m := range sl.BotReplies("C1", ev.TS) {
+		interrupted = interrupted || strings.Contains(m.Body(), "Interrupted")
+	}
+	if !interrupted {
+		t.Errorf("the hanging reply was not finalized as interrupted: %+v\n%s", sl.BotReplies("C1", ev.TS), logs.String())
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sync"
 	"time"
 
@@ -110,6 +109,7 @@ func engineOptions(cfg *config.Config, st *storage.Store, client *llm.Client, ca
 		MentionRequiredInThreads: f.MentionRequiredInThreads,
 		MaxAnswerChars:           f.MaxAnswerChars,
 		ResumeWindow:             f.ResumeWindow,
+		InterruptWait:            planShutdown(cfg.ShutdownTimeout()).interrupt,
 		Policy: bot.Policy{
 			Admins: a.Admins, AdminRoles: a.AdminRoles, AdminsOnlyModelSwitch: a.AdminsOnlyModelSwitch,
 			AllowUsers: a.AllowUsers, DenyUsers: a.DenyUsers, AllowChannels: a.AllowChannels, DenyChannels: a.DenyChannels,
@@ -129,12 +129,12 @@ func engineOptions(cfg *config.Config, st *storage.Store, client *llm.Client, ca
 	}
 }
 
-// shutdown drains the engine (in-flight replies finish or are finalized as
-// interrupted) and closes the store.
-// It is safe to call more than once.
-func (c *core) shutdown(timeout time.Duration) {
+// shutdown drains the engine (in-flight replies finish within plan.drain,
+// the rest are finalized as interrupted within plan.interrupt) and closes
+// the store. It is safe to call more than once.
+func (c *core) shutdown(plan shutdownPlan) {
 	c.closeOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		ctx, cancel := context.WithTimeout(context.Background(), plan.drain)
 		defer cancel()
 		if err := c.engine.Shutdown(ctx); err != nil {
 			c.log.Warn("engine shutdown", "err", err)
@@ -143,29 +143,6 @@ func (c *core) shutdown(timeout time.Duration) {
 			c.log.Warn("close store", "err", err)
 		}
 	})
-}
-
-// healthServer serves /healthz (process up), /readyz (every adapter
-// connected) and any extra handlers (Slack's HTTP Events API).
-func healthServer(addr string, ready func() bool, extra map[string]http.Handler) *http.Server {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		if !ready() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("not ready\n"))
-			return
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
-	for pattern, h := range extra {
-		mux.Handle(pattern, h)
-	}
-	return &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 }
 
 var errNoPlatform = errors.New(`no chat platform is configured.

@@ -19,6 +19,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/cometbot/cometbot/internal/redact"
 	"github.com/cometbot/cometbot/llm"
 )
 
@@ -30,7 +31,7 @@ const (
 	DefaultHTTPAddr     = "127.0.0.1:8080"
 	DefaultSlackAPIURL  = "https://slack.com/api/"
 	DefaultDiscordAPI   = "https://discord.com/api/v9"
-	defaultShutdownWait = 20 * time.Second
+	defaultShutdownWait = 25 * time.Second // under Kubernetes' default 30 s grace period
 )
 
 // Secret is a string that never prints: String, GoString, slog and JSON all
@@ -215,7 +216,10 @@ type Attachments struct {
 	ConversationBytes int64 `yaml:"conversation_bytes"`
 }
 
-// ShutdownTimeout is how long in-flight replies may finish on shutdown.
+// ShutdownTimeout is the whole time a shutdown may take (YAML
+// shutdown_timeout, default 25s): in-flight replies finishing, cancelled
+// ones being finalized, and the HTTP server and adapters closing all fit in
+// it.
 func (c *Config) ShutdownTimeout() time.Duration {
 	if c.File.ShutdownTimeout > 0 {
 		return c.File.ShutdownTimeout
@@ -282,6 +286,9 @@ func Load(getenv func(string) string) (*Config, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", u.name, err))
 		}
 	}
+	if u, err := url.Parse(c.BaseURL); err == nil && (u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(c.BaseURL, "?")) {
+		errs = append(errs, fmt.Errorf("COMETAPI_BASE_URL: must not carry a query or fragment, got %q; put the key in COMETAPI_KEY", redact.Credentials(c.BaseURL)))
+	}
 	if c.ConfigPath != "" {
 		if err := c.loadFile(c.ConfigPath); err != nil {
 			errs = append(errs, err)
@@ -297,7 +304,7 @@ func Load(getenv func(string) string) (*Config, error) {
 func checkURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("must be an absolute http(s) URL like https://host/path, got %q", s)
+		return fmt.Errorf("must be an absolute http(s) URL like https://host/path, got %q", redact.Credentials(s))
 	}
 	return nil
 }
@@ -375,6 +382,9 @@ func (c *Config) validateFile() []error {
 			bad("budgets.%s: daily limit (%g) is larger than the monthly limit (%g)", name, l.Daily, l.Monthly)
 		}
 	}
+	if f.ShutdownTimeout < 0 {
+		bad("shutdown_timeout: must not be negative, got %s", f.ShutdownTimeout)
+	}
 	if f.RateLimit.PerMinute < 0 || f.RateLimit.Burst < 0 {
 		bad("rate_limit: per_minute and burst must not be negative")
 	}
@@ -396,6 +406,32 @@ func (c *Config) validateFile() []error {
 	}
 	return errs
 }
+
+// Secrets returns every secret value of the configuration, for the log
+// scrubber: the key and tokens, and any credentials embedded in the
+// configured URLs (user info or query of COMETAPI_BASE_URL and the others).
+func (c *Config) Secrets() []string {
+	out := []string{c.APIKey.Value(), c.Slack.BotToken.Value(), c.Slack.AppToken.Value(),
+		c.Slack.SigningSecret.Value(), c.Discord.Token.Value()}
+	for _, u := range []string{c.BaseURL, c.CatalogURL, c.Slack.APIURL, c.Discord.APIURL} {
+		out = append(out, redact.URLSecrets(u)...)
+	}
+	return out
+}
+
+// String describes the configuration without secrets: tokens print as
+// [redacted] and so do credentials inside URLs.
+func (c Config) String() string {
+	return fmt.Sprintf("config{base_url=%s catalog_url=%s key=%s default_model=%s db=%s http=%s slack=%v discord=%v file=%s}",
+		redact.Credentials(c.BaseURL), redact.Credentials(c.CatalogURL), c.APIKey, c.Model(), c.DBPath, c.HTTPAddr,
+		c.Slack.Enabled(), c.Discord.Enabled(), c.ConfigPath)
+}
+
+// GoString is String, for %#v.
+func (c Config) GoString() string { return c.String() }
+
+// LogValue is String, for slog.
+func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // RequireKey reports a clear error when the gateway key is missing.
 func (c *Config) RequireKey() error {

@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func envMap(m map[string]string) func(string) string {
@@ -117,6 +119,68 @@ func TestSecretsNeverPrint(t *testing.T) {
 	}
 	if !strings.Contains(text, "[redacted]") {
 		t.Error("want [redacted] markers")
+	}
+}
+
+// TestURLCredentialsNeverPrint: a key embedded in COMETAPI_BASE_URL (user
+// info or query) is redacted wherever the configuration is printed, in
+// validation errors, and listed in Secrets for the log scrubber.
+func TestURLCredentialsNeverPrint(t *testing.T) {
+	tests := []struct {
+		name, base, secret string
+	}{
+		{"user info", "https://sk-userinfo-key@gw.example.com/v1", "sk-userinfo-key"},
+		{"password", "https://me:sk-password-key@gw.example.com/v1", "sk-password-key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(envMap(map[string]string{"COMETAPI_BASE_URL": tt.base}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "cfg", c, "cfgp", *c)
+			text := buf.String() + fmt.Sprintf("%v %+v %s %#v", c, *c, c, *c)
+			if strings.Contains(text, tt.secret) || !strings.Contains(text, "gw.example.com") {
+				t.Fatalf("printed configuration: %s", text)
+			}
+			if !slices.Contains(c.Secrets(), tt.secret) {
+				t.Errorf("Secrets() = %q lacks the embedded key", c.Secrets())
+			}
+		})
+	}
+	// The gateway client refuses a base URL with a query; so does Load,
+	// without printing the key.
+	for _, bad := range []struct{ base, secret, want string }{
+		{"ftp://me:sk-ftp-key@gw.example.com/v1", "sk-ftp-key", "absolute http(s) URL"},
+		{"https://gw.example.com/v1?key=sk-query-key", "sk-query-key", "put the key in COMETAPI_KEY"},
+		{"https://gw.example.com/v1?sk-bare-key", "sk-bare-key", "must not carry a query"},
+	} {
+		_, err := Load(envMap(map[string]string{"COMETAPI_BASE_URL": bad.base}))
+		if err == nil || strings.Contains(err.Error(), bad.secret) || !strings.Contains(err.Error(), "COMETAPI_BASE_URL") || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("COMETAPI_BASE_URL=%s: validation error = %v", bad.base, err)
+		}
+	}
+}
+
+func TestShutdownTimeout(t *testing.T) {
+	c, err := Load(envMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.ShutdownTimeout(); got != 25*time.Second {
+		t.Errorf("default shutdown timeout %s, want 25s (under Kubernetes' 30 s grace period)", got)
+	}
+	if err := c.ParseFile([]byte("shutdown_timeout: 10s\n"), "s.yaml"); err != nil || c.ShutdownTimeout() != 10*time.Second {
+		t.Errorf("shutdown_timeout: 10s gives %s, %v", c.ShutdownTimeout(), err)
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "neg.yaml")
+	if err := os.WriteFile(p, []byte("shutdown_timeout: -1s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(envMap(map[string]string{"COMETBOT_CONFIG": p})); err == nil || !strings.Contains(err.Error(), "shutdown_timeout") {
+		t.Errorf("negative shutdown_timeout: %v", err)
 	}
 }
 
