@@ -209,7 +209,10 @@ func fetchNote(name string, err error, limit int64) string {
 	}
 	switch fe.Kind {
 	case fetch.KindTooLarge:
-		return fmt.Sprintf("📎 Skipped %s: it is over the %s limit.", name, byteSize(max(fe.Limit, limit)))
+		if fe.Limit > 0 {
+			limit = fe.Limit // the downloader's own limit is the one that applied
+		}
+		return fmt.Sprintf("📎 Skipped %s: it is over the %s limit.", name, byteSize(limit))
 	case fetch.KindLoginPage:
 		if fix == "" {
 			fix = " — the bot lacks permission to read files"

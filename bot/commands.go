@@ -23,7 +23,7 @@ const (
 )
 
 // CommandNames lists the canonical command names, for adapters that register them.
-var CommandNames = []string{CmdModel, CmdReset, CmdSystem, CmdUsage, CmdForget, CmdHelp}
+var CommandNames = []string{CmdModel, CmdReset, CmdSystem, CmdUsage, CmdForget, CmdTools, CmdHelp}
 
 // listPageSize is how many models /model list shows per page.
 const listPageSize = 20
@@ -50,6 +50,8 @@ func (e *Engine) HandleCommand(ctx context.Context, c Command) Answer {
 		return e.cmdUsage(ctx, c)
 	case CmdForget:
 		return e.cmdForget(ctx, c, args)
+	case CmdTools:
+		return e.cmdTools(ctx, c, args)
 	case CmdHelp, "":
 		return Answer{Text: helpText, Private: true}
 	default:
@@ -57,7 +59,7 @@ func (e *Engine) HandleCommand(ctx context.Context, c Command) Answer {
 	}
 }
 
-const shortHelp = "Try `/model`, `/reset`, `/system`, `/usage`, `/forget` or `/help`."
+const shortHelp = "Try `/model`, `/reset`, `/system`, `/usage`, `/forget`, `/tools` or `/help`."
 
 const helpText = "*cometbot commands*\n" +
 	"• `/model` — show the model used here and where it was set\n" +
@@ -67,7 +69,8 @@ const helpText = "*cometbot commands*\n" +
 	"• `/system [thread:|channel:|server:] <prompt>` — set the system prompt; `/system` shows it, `/system clear` removes it\n" +
 	"• `/reset` — start a new conversation here\n" +
 	"• `/usage` — tokens and cost today and this month\n" +
-	"• `/forget` — delete your messages and usage records in this workspace (asks to confirm)"
+	"• `/forget` — delete your messages and usage records in this workspace (asks to confirm)\n" +
+	"• `/tools` — the tools the model may use here; admins: `/tools enable|disable <server|server.tool>`, `/tools web on|off`"
 
 // settingsScope picks the scope level a setting command writes: an explicit
 // word wins; otherwise the channel (in a DM: the user's DM).
@@ -411,6 +414,7 @@ func (e *Engine) cmdReset(ctx context.Context, c Command) Answer {
 	if err := e.opts.Store.ResetConversation(ctx, c.Scope().ConversationKey()); err != nil {
 		return storeFailed(e, err)
 	}
+	e.cancelRunning(c.Scope().ConversationKey(), errReset)
 	where := "this channel"
 	switch {
 	case c.Thread != "":

@@ -75,6 +75,12 @@ func (e *Engine) buildRequestMessages(ctx context.Context, log *slog.Logger, con
 		if r.Role == "assistant" {
 			role = llm.RoleAssistant
 		}
+		if role == llm.RoleAssistant && len(r.Steps) > 0 {
+			for _, tm := range toolMessages(r.Steps) {
+				msgs = append(msgs, tm)
+				refs = append(refs, nil)
+			}
+		}
 		msgs = append(msgs, llm.Message{Role: role, Content: r.Text})
 		var rs []storage.AttachmentRef
 		if role == llm.RoleUser {

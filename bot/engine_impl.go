@@ -109,6 +109,8 @@ type Options struct {
 	Now func() time.Time
 	// Policy holds access control, budgets, rate limits and aliases (optional).
 	Policy Policy
+	// Tools configures the tool loop (MCP servers, allow-lists, web search).
+	Tools ToolOptions
 	// Blobs keeps attachment bytes so follow-ups still see them; optional
 	// (without it, attachments are read for their own turn only).
 	Blobs BlobStore
@@ -139,6 +141,7 @@ type Engine struct {
 	pendingSeen map[string]struct{}
 
 	resuming map[string]struct{} // pending turns claimed by ResumePending (under mu)
+	running  map[string]context.CancelCauseFunc // the running turn's cancel, per conversation (under mu)
 	idle     chan struct{}       // closed when the last queue drains; nil when none is waited for
 
 	health storeHealth // whether turns (and their usage) can be saved
@@ -195,6 +198,15 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Tools.MaxRounds <= 0 {
+		opts.Tools.MaxRounds = 8
+	}
+	if opts.Tools.Timeout <= 0 {
+		opts.Tools.Timeout = 30 * time.Second
+	}
+	if opts.Tools.MaxResultChars <= 0 {
+		opts.Tools.MaxResultChars = 16_000
 	}
 	if opts.MaxAnswerChars <= 0 {
 		opts.MaxAnswerChars = 40_000
@@ -304,6 +316,34 @@ func (e *Engine) Quiesce(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// errReset cancels a conversation's running turn when /reset empties it.
+var errReset = errors.New("bot: conversation reset")
+
+// setRunning records (or, with nil, forgets) the running turn's cancel.
+func (e *Engine) setRunning(key string, cancel context.CancelCauseFunc) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if cancel == nil {
+		delete(e.running, key)
+		return
+	}
+	if e.running == nil {
+		e.running = make(map[string]context.CancelCauseFunc)
+	}
+	e.running[key] = cancel
+}
+
+// cancelRunning stops the conversation's running turn (its model call and
+// tools), if any.
+func (e *Engine) cancelRunning(key string, cause error) {
+	e.mu.Lock()
+	cancel := e.running[key]
+	e.mu.Unlock()
+	if cancel != nil {
+		cancel(cause)
 	}
 }
 
@@ -528,8 +568,12 @@ func (e *Engine) refuse(ctx context.Context, out Output, text string) {
 const interruptedMessage = "⚠️ Interrupted — the bot is restarting. Please ask again in a moment."
 
 func (e *Engine) runTurn(j job) {
-	ctx, cancel := context.WithTimeout(e.runCtx, e.opts.TurnTimeout)
+	tctx, cancel := context.WithTimeout(e.runCtx, e.opts.TurnTimeout)
 	defer cancel()
+	ctx, stop := context.WithCancelCause(tctx)
+	defer stop(nil)
+	e.setRunning(j.key, stop)
+	defer e.setRunning(j.key, nil)
 	m, t := j.msg, j.turn
 	log := e.log.With("conversation", j.key, "event", m.EventID)
 	// final gives delivery and persistence their own DeliveryTimeout, from
@@ -640,7 +684,14 @@ func (e *Engine) runTurn(j job) {
 		return
 	}
 
-	resp, streamed, err := e.callModel(ctx, req, st)
+	tools, search := e.toolsFor(ctx, m.Scope(), m.Author.Roles)
+	req.WebSearch = search
+	tr, err := e.converse(ctx, log, req, tools, st)
+	resp, streamed := tr.resp, tr.streamed
+	asst.Steps = tr.steps
+	if len(tr.notes) > 0 {
+		notes = strings.TrimSpace(strings.Join(tr.notes, "\n") + "\n" + notes)
+	}
 	asst.Time = e.opts.Now()
 	if err == nil && resp.Text == "" && len(resp.Images) == 0 {
 		err = errEmptyAnswer
@@ -661,8 +712,11 @@ func (e *Engine) runTurn(j job) {
 			return
 		}
 		status, userMsg := storage.StatusFailed, userMessage(err)
-		if e.runCtx.Err() != nil {
+		switch {
+		case e.runCtx.Err() != nil:
 			status, userMsg = storage.StatusCancelled, interruptedMessage
+		case errors.Is(context.Cause(ctx), errReset):
+			status, userMsg = storage.StatusCancelled, "🔄 Stopped: the conversation was reset."
 		}
 		asst.Text = streamed
 		var usage *storage.UsageEntry
@@ -681,9 +735,15 @@ func (e *Engine) runTurn(j job) {
 	}
 	cost := e.cost(set.Model, resp.Usage)
 	replyCost = cost
+	if src := sourcesLine(resp.Citations); src != "" {
+		resp.Text = strings.TrimRight(resp.Text, "\n") + "\n\n" + src
+	}
 	asst.Text = resp.Text
 	asst.InputTokens, asst.OutputTokens, asst.Cost = resp.Usage.InputTokens, resp.Usage.OutputTokens, cost
 	text := resp.Text
+	if len(tr.used) > 0 {
+		notes = strings.TrimSpace(notes + "\n🔧 Used " + strings.Join(tr.used, ", "))
+	}
 	reply, _ := st.get()
 	genImgs := e.generatedImages(ctx, log, j.key, resp.Images, reply)
 	asst.Attachments = genImgs.refs
@@ -823,7 +883,7 @@ var errEmptyAnswer = errors.New("bot: the model returned an empty answer")
 // callModel runs the model call under the concurrency bound, streaming text
 // to the reply once it has started. It returns the text that streamed, for
 // failed turns.
-func (e *Engine) callModel(ctx context.Context, req llm.Request, st *pendingStart) (*llm.Response, string, error) {
+func (e *Engine) callModel(ctx context.Context, req llm.Request, st *pendingStart, onToolCall func(*llm.ToolCall)) (*llm.Response, string, error) {
 	select {
 	case e.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -832,6 +892,9 @@ func (e *Engine) callModel(ctx context.Context, req llm.Request, st *pendingStar
 	defer func() { <-e.sem }()
 	var streamed []byte
 	resp, err := e.opts.Model.Stream(ctx, req, func(d llm.Delta) error {
+		if d.ToolCall != nil && onToolCall != nil {
+			onToolCall(d.ToolCall)
+		}
 		if d.Text == "" {
 			return nil
 		}

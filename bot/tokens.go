@@ -44,7 +44,7 @@ func trimStart(system string, msgs []llm.Message, budget int, extra func(int) in
 		return 0
 	}
 	cost := func(i int) int {
-		n := EstimateTokens(msgs[i].Content) + messageOverhead + partTokens(msgs[i])
+		n := EstimateTokens(msgs[i].Content) + messageOverhead + partTokens(msgs[i]) + toolTokens(msgs[i])
 		if extra != nil {
 			n += extra(i)
 		}
@@ -65,4 +65,16 @@ func trimStart(system string, msgs []llm.Message, budget int, extra func(int) in
 		start++
 	}
 	return start
+}
+
+// toolTokens estimates a message's tool calls and results.
+func toolTokens(m llm.Message) int {
+	n := 0
+	for _, c := range m.ToolCalls {
+		n += messageOverhead + EstimateTokens(c.Name) + EstimateTokens(string(c.Arguments))
+	}
+	for _, r := range m.ToolResults {
+		n += messageOverhead + EstimateTokens(r.Content)
+	}
+	return n
 }

@@ -50,6 +50,32 @@ type Record struct {
 	// Attachments are the files the message carried (user records) or the
 	// images the model generated (assistant records).
 	Attachments []AttachmentRef `json:"attachments,omitempty"`
+	// Steps are the tool-calling rounds of an assistant turn, in order,
+	// before its final Text.
+	Steps []ToolStep `json:"steps,omitempty"`
+}
+
+// ToolStep is one round of tool calls: the text the model wrote with the
+// calls, the calls, and their results.
+type ToolStep struct {
+	Text    string       `json:"text,omitempty"`
+	Calls   []ToolCall   `json:"calls"`
+	Results []ToolResult `json:"results"`
+}
+
+// ToolCall is one call the model made.
+type ToolCall struct {
+	ID   string          `json:"id"`
+	Name string          `json:"name"`
+	Args json.RawMessage `json:"args,omitempty"`
+}
+
+// ToolResult is the result a tool call returned to the model.
+type ToolResult struct {
+	CallID  string `json:"call_id"`
+	Name    string `json:"name"`
+	Content string `json:"content"`
+	IsError bool   `json:"is_error,omitempty"`
 }
 
 // AttachmentRef is an attachment kept with a record.
@@ -363,12 +389,24 @@ func (s *Store) ForgetUser(ctx context.Context, prefix, user string) (int, error
 }
 
 // cloneRecords copies recs deeply enough that the caller and the history
-// cache share nothing mutable (strings are immutable; Attachments is not).
+// cache share nothing mutable (strings are immutable; Attachments and
+// Steps are not).
 func cloneRecords(recs []Record) []Record {
 	out := slices.Clone(recs)
 	for i := range out {
 		if out[i].Attachments != nil {
 			out[i].Attachments = slices.Clone(out[i].Attachments)
+		}
+		if out[i].Steps != nil {
+			steps := slices.Clone(out[i].Steps)
+			for j := range steps {
+				steps[j].Calls = slices.Clone(steps[j].Calls)
+				for k := range steps[j].Calls {
+					steps[j].Calls[k].Args = slices.Clone(steps[j].Calls[k].Args)
+				}
+				steps[j].Results = slices.Clone(steps[j].Results)
+			}
+			out[i].Steps = steps
 		}
 	}
 	return out

@@ -115,6 +115,15 @@ func entryBytes(e *histEntry) int64 {
 			a := &r.Attachments[j]
 			n += attachmentSize + int64(len(a.Name)+len(a.MIMEType)+len(a.Ref))
 		}
+		for _, st := range r.Steps {
+			n += 64 + int64(len(st.Text))
+			for _, c := range st.Calls {
+				n += 64 + int64(len(c.ID)+len(c.Name)+len(c.Args))
+			}
+			for _, res := range st.Results {
+				n += 64 + int64(len(res.CallID)+len(res.Name)+len(res.Content))
+			}
+		}
 	}
 	return n
 }

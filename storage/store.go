@@ -218,12 +218,16 @@ func ctxErr(ctx context.Context) error {
 // Settings are the per-scope choices people make with slash commands. Nil or
 // empty fields are unset and inherit from the enclosing scope.
 type Settings struct {
-	Model           string    `json:"model,omitempty"`
-	SystemPrompt    *string   `json:"system_prompt,omitempty"`
-	Temperature     *float64  `json:"temperature,omitempty"`
-	MaxOutputTokens *int      `json:"max_output_tokens,omitempty"`
-	UpdatedBy       string    `json:"updated_by,omitempty"`
-	UpdatedAt       time.Time `json:"updated_at,omitzero"`
+	Model           string   `json:"model,omitempty"`
+	SystemPrompt    *string  `json:"system_prompt,omitempty"`
+	Temperature     *float64 `json:"temperature,omitempty"`
+	MaxOutputTokens *int     `json:"max_output_tokens,omitempty"`
+	// Tools, when set, is the channel's tool allow-list (set by an admin
+	// with /tools); WebSearch turns built-in web search on or off.
+	Tools     *[]string `json:"tools,omitempty"`
+	WebSearch *bool     `json:"web_search,omitempty"`
+	UpdatedBy string    `json:"updated_by,omitempty"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
 }
 
 // Settings returns the settings stored for scope; ok is false when none are.

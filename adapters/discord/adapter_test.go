@@ -229,7 +229,7 @@ func TestSlashCommands(t *testing.T) {
 	for _, c := range cmds {
 		names = append(names, c.Name)
 	}
-	if got := strings.Join(names, ","); got != "model,reset,system,usage,forget,help" {
+	if got := strings.Join(names, ","); got != "model,reset,system,usage,forget,tools,help" {
 		t.Errorf("registered %s", got)
 	}
 	if e.srv.Commands("") != nil {

@@ -87,6 +87,12 @@ func (a *Adapter) commands() []*discordgo.ApplicationCommand {
 				Type: discordgo.ApplicationCommandOptionBoolean, Name: "confirm", Description: "Yes, delete them",
 			}},
 		},
+		{
+			Name: n("tools"), Description: "Show the tools the model may use here (admins: enable or disable them)",
+			Options: []*discordgo.ApplicationCommandOption{
+				{Type: str, Name: "action", Description: "enable <server|server.tool>, disable <…> or web on|off (admins)"},
+			},
+		},
 		{Name: n("help"), Description: "What this bot can do"},
 	}
 }
@@ -174,6 +180,8 @@ func commandArgs(canon string, opts []*discordgo.ApplicationCommandInteractionDa
 			return sc + ": " + prompt
 		}
 		return prompt
+	case "tools":
+		return optionText(opts, "action")
 	case "forget":
 		for _, o := range opts {
 			if o != nil && o.Name == "confirm" {

@@ -14,6 +14,7 @@ package discord
 import (
 	"errors"
 	"fmt"
+	"github.com/cometbot/cometbot/bot"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -38,7 +39,7 @@ const messageLimit = 2000
 const DefaultUploadLimit = 10 << 20
 
 // Canonical command names the engine understands.
-var canonicalCommands = []string{"model", "reset", "system", "usage", "forget", "help"}
+var canonicalCommands = bot.CommandNames
 
 // Config configures the Discord adapter. The zero value of every optional
 // field selects the documented default, except OpenThreads: a zero Config has

@@ -122,7 +122,7 @@ func (c *Config) defaults() {
 	if len(c.CommandNames) == 0 {
 		c.CommandNames = map[string]string{
 			"/model": "model", "/reset": "reset", "/system": "system",
-			"/usage": "usage", "/forget": "forget", "/help": "help",
+			"/usage": "usage", "/forget": "forget", "/tools": "tools", "/help": "help",
 		}
 	}
 	if c.Logger == nil {

@@ -47,7 +47,7 @@ func TestCommandsInChat(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := out.String()
-	for _, want := range []string{"now uses `gpt-4o`", "Did you mean", "System prompt for this channel set", "You — today: 1 replies", "claude-sonnet-4-5", "/forget confirm"} {
+	for _, want := range []string{"now uses `gpt-4o`", "Did you mean", "System prompt for this channel set", "You — today: 1 reply", "claude-sonnet-4-5", "/forget confirm"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
 		}
