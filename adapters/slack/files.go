@@ -311,11 +311,16 @@ func mayReceiveToken(rawURL, apiURL string) bool {
 }
 
 // download returns the function that fetches url with the bot token
-// through the shared fetcher, or nil when the token may not go there.
+// through the shared fetcher. A URL the token may not go to is never
+// requested: its function fails at once as not allowed, so that the engine
+// names the real reason (not a file host the bot downloads from).
 func (a *Adapter) download(url string) func(context.Context) ([]byte, error) {
 	if !mayReceiveToken(url, a.cfg.APIURL) {
-		a.log.Warn("slack: not sending the bot token to a file URL outside Slack", "host", fetch.HostOf(url))
-		return nil
+		host := fetch.HostOf(url)
+		a.log.Warn("slack: not sending the bot token to a file URL outside Slack", "host", host)
+		return func(context.Context) ([]byte, error) {
+			return nil, &fetch.Error{Kind: fetch.KindNotAllowed, Host: host}
+		}
 	}
 	return func(ctx context.Context) ([]byte, error) {
 		data, err := a.fetcher.Get(ctx, url, http.Header{"Authorization": {"Bearer " + a.cfg.BotToken}})
