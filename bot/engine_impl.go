@@ -140,9 +140,9 @@ type Engine struct {
 	seenMu      sync.Mutex
 	pendingSeen map[string]struct{}
 
-	resuming map[string]struct{} // pending turns claimed by ResumePending (under mu)
+	resuming map[string]struct{}                // pending turns claimed by ResumePending (under mu)
 	running  map[string]context.CancelCauseFunc // the running turn's cancel, per conversation (under mu)
-	idle     chan struct{}       // closed when the last queue drains; nil when none is waited for
+	idle     chan struct{}                      // closed when the last queue drains; nil when none is waited for
 
 	health storeHealth // whether turns (and their usage) can be saved
 }

@@ -86,7 +86,9 @@ func (k *toolKit) Tools() []Tool {
 				return ToolOutput{}, ctx.Err()
 			}},
 		{Server: "calc", Name: "fail", Spec: llm.Tool{Name: "calc_fail"},
-			Call: func(context.Context, json.RawMessage) (ToolOutput, error) { return ToolOutput{}, errors.New("disk on fire") }},
+			Call: func(context.Context, json.RawMessage) (ToolOutput, error) {
+				return ToolOutput{}, errors.New("disk on fire")
+			}},
 		{Server: "secret", Name: "read", Spec: llm.Tool{Name: "secret_read"},
 			Call: func(context.Context, json.RawMessage) (ToolOutput, error) { return ToolOutput{Text: "classified"}, nil }},
 	}
