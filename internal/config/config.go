@@ -197,6 +197,48 @@ type File struct {
 
 	// Attachments bounds what is read from files users attach.
 	Attachments Attachments `yaml:"attachments"`
+
+	// Tools configures the tool loop, MCP servers and web search.
+	Tools Tools `yaml:"tools"`
+}
+
+// Tools is the YAML tools section.
+type Tools struct {
+	// MaxRounds bounds tool-calling rounds per turn (default 8).
+	MaxRounds int `yaml:"max_rounds"`
+	// Timeout bounds one tool call (default 30s).
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxResultChars cuts a tool result (default 16,000).
+	MaxResultChars int `yaml:"max_result_chars"`
+	// WebSearch turns the providers' built-in web search on by default.
+	WebSearch bool `yaml:"web_search"`
+	// Allow is the default allow-list ("server", "server.tool", "*");
+	// absent = every configured server.
+	Allow *[]string `yaml:"allow"`
+	// MCPServers are the MCP servers whose tools the model may call.
+	MCPServers []MCPServer `yaml:"mcp_servers"`
+	// Workspaces, Channels and Roles override the defaults per id.
+	Workspaces map[string]ToolScope `yaml:"workspaces"`
+	Channels   map[string]ToolScope `yaml:"channels"`
+	Roles      map[string]ToolScope `yaml:"roles"`
+}
+
+// ToolScope is the tool policy of one workspace, channel or role.
+type ToolScope struct {
+	Allow     *[]string `yaml:"allow"`
+	WebSearch *bool     `yaml:"web_search"`
+}
+
+// MCPServer is one MCP server: a command (stdio) or a URL (streamable
+// HTTP). Values of env and headers may name environment variables
+// ("${SEARCH_TOKEN}") so secrets stay out of the file.
+type MCPServer struct {
+	Name    string            `yaml:"name"`
+	Command string            `yaml:"command"`
+	Args    []string          `yaml:"args"`
+	Env     map[string]string `yaml:"env"`
+	URL     string            `yaml:"url"`
+	Headers map[string]string `yaml:"headers"`
 }
 
 // Attachments is the YAML attachments section. Zero values take the defaults.
@@ -388,6 +430,21 @@ func (c *Config) validateFile() []error {
 	if f.RateLimit.PerMinute < 0 || f.RateLimit.Burst < 0 {
 		bad("rate_limit: per_minute and burst must not be negative")
 	}
+	if t := f.Tools; t.MaxRounds < 0 || t.Timeout < 0 || t.MaxResultChars < 0 {
+		bad("tools: max_rounds, timeout and max_result_chars must not be negative")
+	}
+	seen := map[string]bool{}
+	for i, m := range f.Tools.MCPServers {
+		switch {
+		case m.Name == "" || strings.Trim(m.Name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != "":
+			bad("tools.mcp_servers[%d]: name %q must be letters, digits, _ or -", i, m.Name)
+		case seen[m.Name]:
+			bad("tools.mcp_servers[%d]: the name %q is used twice", i, m.Name)
+		case (m.Command == "") == (m.URL == ""):
+			bad("tools.mcp_servers[%d] (%s): set exactly one of command (stdio) or url (streamable HTTP)", i, m.Name)
+		}
+		seen[m.Name] = true
+	}
 	if f.MaxAnswerChars < 0 || f.ResumeWindow < 0 {
 		bad("max_answer_chars and resume_window must not be negative")
 	}
@@ -416,8 +473,29 @@ func (c *Config) Secrets() []string {
 	for _, u := range []string{c.BaseURL, c.CatalogURL, c.Slack.APIURL, c.Discord.APIURL} {
 		out = append(out, redact.URLSecrets(u)...)
 	}
+	for _, m := range c.File.Tools.MCPServers {
+		for _, v := range m.Headers {
+			if v = ExpandEnv(v); len(v) >= 6 {
+				out = append(out, v)
+				if _, tok, ok := strings.Cut(v, " "); ok && len(tok) >= 6 { // "Bearer <token>"
+					out = append(out, tok)
+				}
+			}
+		}
+		for k, v := range m.Env {
+			up := strings.ToUpper(k)
+			if v = ExpandEnv(v); len(v) >= 6 && (strings.Contains(up, "KEY") || strings.Contains(up, "TOKEN") || strings.Contains(up, "SECRET") || strings.Contains(up, "PASSWORD")) {
+				out = append(out, v)
+			}
+		}
+		out = append(out, redact.URLSecrets(m.URL)...)
+	}
 	return out
 }
+
+// ExpandEnv replaces ${VAR} and $VAR in a value of the YAML file with the
+// environment's (so secrets for MCP servers stay in the environment).
+func ExpandEnv(v string) string { return os.ExpandEnv(v) }
 
 // String describes the configuration without secrets: tokens print as
 // [redacted] and so do credentials inside URLs.
