@@ -108,6 +108,7 @@ func engineOptions(cfg *config.Config, st *storage.Store, client *llm.Client, ca
 		ContextTokens:            f.History.ContextTokens,
 		MentionRequiredInThreads: f.MentionRequiredInThreads,
 		MaxAnswerChars:           f.MaxAnswerChars,
+		Tools:                    toolOptions(f.Tools),
 		ResumeWindow:             f.ResumeWindow,
 		InterruptWait:            planShutdown(cfg.ShutdownTimeout()).interrupt,
 		Policy: bot.Policy{
@@ -151,3 +152,27 @@ Set one of:
   SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (Slack, HTTP Events API)
   DISCORD_BOT_TOKEN                        (Discord)
 or run "cometbot chat" to talk to the bot in the terminal without any platform`)
+
+// toolOptions maps the YAML tools section onto the engine's tool policy
+// (the MCP tool source is added by openCore).
+func toolOptions(t config.Tools) bot.ToolOptions {
+	scopes := func(m map[string]config.ToolScope) map[string]bot.ToolScope {
+		out := make(map[string]bot.ToolScope, len(m))
+		for id, s := range m {
+			var allow []string
+			if s.Allow != nil {
+				allow = append([]string{}, *s.Allow...)
+			}
+			out[id] = bot.ToolScope{Allow: allow, WebSearch: s.WebSearch}
+		}
+		return out
+	}
+	o := bot.ToolOptions{
+		MaxRounds: t.MaxRounds, Timeout: t.Timeout, MaxResultChars: t.MaxResultChars, WebSearch: t.WebSearch,
+		Workspaces: scopes(t.Workspaces), Channels: scopes(t.Channels), Roles: scopes(t.Roles),
+	}
+	if t.Allow != nil {
+		o.Allow = append([]string{}, *t.Allow...)
+	}
+	return o
+}
