@@ -3,6 +3,7 @@ package llm
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 
 	"github.com/cometbot/cometbot/llm/sse"
 )
@@ -18,6 +19,29 @@ type chatRequest struct {
 	Temperature   *float64           `json:"temperature,omitempty"`
 	TopP          *float64           `json:"top_p,omitempty"`
 	MaxTokens     int                `json:"max_tokens,omitempty"`
+	Tools         []chatTool         `json:"tools,omitempty"`
+}
+
+type chatTool struct {
+	Type     string       `json:"type"` // "function"
+	Function chatFunction `json:"function"`
+}
+
+type chatFunction struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	Parameters  json.RawMessage `json:"parameters"`
+}
+
+type chatToolCall struct {
+	ID       string           `json:"id"`
+	Type     string           `json:"type"` // "function"
+	Function chatFunctionCall `json:"function"`
+}
+
+type chatFunctionCall struct {
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"` // the JSON object as a string
 }
 
 type chatStreamOptions struct {
@@ -25,8 +49,10 @@ type chatStreamOptions struct {
 }
 
 type chatMessage struct {
-	Role    string `json:"role"`
-	Content any    `json:"content"` // string, or []chatPart when images or files are attached
+	Role       string         `json:"role"`
+	Content    any            `json:"content"` // string, or []chatPart when images or files are attached; null for calls without text
+	ToolCalls  []chatToolCall `json:"tool_calls,omitempty"`
+	ToolCallID string         `json:"tool_call_id,omitempty"`
 }
 
 type chatPart struct {
@@ -49,13 +75,41 @@ func (chatWire) url(c *Client, _ string, _ bool) string { return c.base + "/chat
 
 func (chatWire) auth(h http.Header, key string) { bearer(h, key) }
 
+// encode builds a Chat Completions request. Tools are function tools; an
+// assistant message's calls travel in its tool_calls (content null when it
+// has no text), and each result is a {"role":"tool","tool_call_id",
+// "content"} message, its text prefixed "Error: " for a failed call (the
+// format has no error flag). Web search is refused (ErrNoWebSearch).
 func (chatWire) encode(req *Request, stream bool, drop paramSet) (*reqBody, error) {
+	if err := checkTools(req, FormatChat); err != nil {
+		return nil, err
+	}
 	r := chatRequest{Model: req.Model, Stream: stream}
 	var bl blobs
 	if req.System != "" {
 		r.Messages = append(r.Messages, chatMessage{Role: "system", Content: req.System})
 	}
+	for _, t := range req.Tools {
+		r.Tools = append(r.Tools, chatTool{Type: "function", Function: chatFunction{Name: t.Name, Description: t.Description, Parameters: paramsObject(&t)}})
+	}
 	for _, m := range turns(req.Messages, false) {
+		if m.Role == RoleTool {
+			for _, res := range m.ToolResults {
+				r.Messages = append(r.Messages, chatMessage{Role: "tool", ToolCallID: res.CallID, Content: resultText(&res)})
+			}
+			continue
+		}
+		if len(m.ToolCalls) > 0 {
+			cm := chatMessage{Role: string(m.Role)}
+			if m.Content != "" {
+				cm.Content = m.Content
+			}
+			for _, c := range m.ToolCalls {
+				cm.ToolCalls = append(cm.ToolCalls, chatToolCall{ID: c.ID, Type: "function", Function: chatFunctionCall{Name: c.Name, Arguments: string(c.Arguments)}})
+			}
+			r.Messages = append(r.Messages, cm)
+			continue
+		}
 		if len(m.Images) == 0 && len(m.Files) == 0 {
 			r.Messages = append(r.Messages, chatMessage{Role: string(m.Role), Content: m.Content})
 			continue
@@ -114,13 +168,77 @@ type chatChoice struct {
 }
 
 type chatDelta struct {
-	Content          string `json:"content"` // null leaves it empty
-	ReasoningContent string `json:"reasoning_content"`
-	Reasoning        string `json:"reasoning"`
-	Role             skip   `json:"role"`
-	Refusal          skip   `json:"refusal"`
-	ToolCalls        skip   `json:"tool_calls"`
-	FunctionCall     skip   `json:"function_call"`
+	Content          string              `json:"content"` // null leaves it empty
+	ReasoningContent string              `json:"reasoning_content"`
+	Reasoning        string              `json:"reasoning"`
+	Role             skip                `json:"role"`
+	Refusal          skip                `json:"refusal"`
+	ToolCalls        []chatToolCallDelta `json:"tool_calls"`
+	FunctionCall     skip                `json:"function_call"`
+	Annotations      skip                `json:"annotations"`
+}
+
+// chatToolCallDelta is one element of a chunk's delta.tool_calls: the first
+// fragment of a call carries its index, id and name, the next ones the same
+// index and more argument text. Some gateways send whole calls without an
+// index.
+type chatToolCallDelta struct {
+	Index    optIndex `json:"index"`
+	ID       sticky   `json:"id"`
+	Type     skip     `json:"type"`
+	Function struct {
+		Name      sticky   `json:"name"`
+		Arguments fragment `json:"arguments"`
+	} `json:"function"`
+}
+
+// reset clears the element for reuse, keeping the argument buffer.
+func (d *chatToolCallDelta) reset() {
+	d.Index, d.ID, d.Function.Name = optIndex{}, "", ""
+	d.Function.Arguments.b = d.Function.Arguments.b[:0]
+}
+
+// optIndex is a JSON integer that may be absent (ok false).
+type optIndex struct {
+	n  int
+	ok bool
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (o *optIndex) UnmarshalJSON(b []byte) error {
+	*o = optIndex{}
+	if string(b) == "null" {
+		return nil
+	}
+	n, err := strconv.Atoi(string(b))
+	if err != nil || n < 0 {
+		return nil // not an index: treated as absent
+	}
+	*o = optIndex{n, true}
+	return nil
+}
+
+// chatToolCalls merges a chunk's tool call fragments into st's calls.
+func chatToolCalls(st *streamState, tcs []chatToolCallDelta) error {
+	for i := range tcs {
+		d := &tcs[i]
+		var tb *toolBuild
+		switch {
+		case d.Index.ok:
+			tb = st.toolCall(d.Index.n, "", true)
+		case len(st.tools) > 0 && (d.ID == "" || string(d.ID) == st.tools[len(st.tools)-1].id):
+			tb = &st.tools[len(st.tools)-1] // no index: more of the last call
+		default:
+			tb = st.toolCall(-1-len(st.tools), "", true) // no index: a new call
+		}
+		if err := st.toolSeen(tb, string(d.ID), string(d.Function.Name)); err != nil {
+			return err
+		}
+		if err := st.toolArgs(tb, d.Function.Arguments.b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type chatUsage struct {
@@ -136,7 +254,17 @@ func (chatWire) streamEvent(st *streamState, ev sse.Event) (bool, error) {
 		return false, err
 	}
 	ch := &st.chat
-	clear(ch.Choices[:cap(ch.Choices)])
+	// Reset the reused choices, keeping their tool call slices: decoding
+	// into an existing element does not clear fields absent from the JSON.
+	for i := range ch.Choices[:cap(ch.Choices)] {
+		c := &ch.Choices[:cap(ch.Choices)][i]
+		tcs := c.Delta.ToolCalls[:0]
+		for j := range tcs[:cap(tcs)] {
+			tcs[:cap(tcs)][j].reset()
+		}
+		*c = chatChoice{}
+		c.Delta.ToolCalls = tcs
+	}
 	ch.Choices = ch.Choices[:0]
 	ch.Usage = nil
 	if err := st.jd.decode(ev.Data, ch); err != nil {
@@ -160,6 +288,9 @@ func (chatWire) streamEvent(st *streamState, ev sse.Event) (bool, error) {
 		if err := st.emit(text, reasoning); err != nil {
 			return false, err
 		}
+		if err := chatToolCalls(st, d.ToolCalls); err != nil {
+			return false, err
+		}
 		if c.FinishReason != nil && *c.FinishReason != "" {
 			st.resp.StopReason = *c.FinishReason
 			st.ended = true
@@ -179,6 +310,13 @@ type chatCompletion struct {
 			Content          json.RawMessage `json:"content"`
 			ReasoningContent string          `json:"reasoning_content"`
 			Reasoning        string          `json:"reasoning"`
+			ToolCalls        []struct {
+				ID       string `json:"id"`
+				Function struct {
+					Name      string   `json:"name"`
+					Arguments fragment `json:"arguments"`
+				} `json:"function"`
+			} `json:"tool_calls"`
 		} `json:"message"`
 		FinishReason string `json:"finish_reason"`
 	} `json:"choices"`
@@ -207,6 +345,15 @@ func (chatWire) decodeBody(st *streamState, b []byte) error {
 			st.bodyReasoning = c.Message.Reasoning
 		}
 		st.resp.StopReason = c.FinishReason
+		for i, tc := range c.Message.ToolCalls {
+			tb := st.toolCall(i, "", true)
+			if err := st.toolSeen(tb, tc.ID, tc.Function.Name); err != nil {
+				return err
+			}
+			if err := st.toolArgs(tb, tc.Function.Arguments.b); err != nil {
+				return err
+			}
+		}
 		break
 	}
 	if r.Usage != nil {

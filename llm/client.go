@@ -51,9 +51,10 @@ type Config struct {
 	MaxConcurrency int
 	// StallTimeout cancels an attempt that receives no headers, or then no
 	// content, for this long, default 60s. In a stream, content is answer or
-	// reasoning text that is not only whitespace, a tool call fragment or new
-	// usage numbers: keep-alive comments, pings and empty chunks do not
-	// count, so a model that thinks silently for longer needs a larger value.
+	// reasoning text that is not only whitespace, a tool call (its start or
+	// an argument fragment), web search activity, a citation or new usage
+	// numbers: keep-alive comments, pings and empty chunks do not count, so
+	// a model that thinks silently for longer needs a larger value.
 	StallTimeout time.Duration
 	// RetryDeadline is the total time budget for retries of one call, counted
 	// from the call's start, default 60s. A retry whose wait would end after
@@ -332,6 +333,14 @@ func (c *Client) call(ctx context.Context, req Request, stream bool, onDelta fun
 			f = FormatChat
 			continue
 		}
+		if e.Kind == KindBadRequest {
+			if k := toolsRefusal(e, &req); k != KindUnknown {
+				// Never retried without the tools or the search: an
+				// answer without them would mislead the user.
+				e.Kind = k
+				return nil, e
+			}
+		}
 		if e.Kind == KindBadRequest && req.hasAttachments() && attachmentRefused(e) {
 			// Never retried without the attachment: answering as if it
 			// were not there would mislead the user.
@@ -419,6 +428,10 @@ func (c *Client) attempt(ctx context.Context, f Format, req *Request, stream boo
 	w := wireFor(f)
 	body, err := w.encode(req, stream, drop)
 	if err != nil {
+		var e *Error
+		if errors.As(err, &e) { // refused before sending (checkTools)
+			return nil, e
+		}
 		return nil, &Error{Kind: KindBadRequest, Message: "encode request: " + err.Error(), err: err}
 	}
 	if err := c.lim.acquire(ctx); err != nil {
@@ -482,6 +495,7 @@ func (c *Client) attempt(ctx context.Context, f Format, req *Request, stream boo
 		// Stop reading: returning closes the body and cancels the request.
 		r := st.finish()
 		r.StopReason = StopMaxAnswerChars
+		r.ToolCalls = nil // an unfinished step: nothing to run
 		return r, nil
 	}
 	if err != nil {
@@ -609,6 +623,12 @@ type streamState struct {
 	respImages bool // a Responses image arrived in response.output_item.done
 	maxEvent   int  // the SSE event limit (0: maxStreamEvent); see streamEventLimit
 
+	progressHook func() // called on every progress (tests)
+
+	tools     []toolBuild // tool calls being received, in order of their start
+	toolBytes int         // their argument bytes together (maxToolArgBytes)
+	anthBlock []string    // Anthropic content block types by index
+
 	// per-format scratch
 	jd    jsonDec
 	chat  chatChunk
@@ -623,6 +643,9 @@ type streamState struct {
 func (s *streamState) progress() {
 	if s.wd != nil {
 		s.wd.Reset(s.stall)
+	}
+	if s.progressHook != nil {
+		s.progressHook()
 	}
 }
 
@@ -697,6 +720,11 @@ func (s *streamState) finish() *Response {
 	r.Reasoning = s.reason.String()
 	r.RawStopReason = r.StopReason
 	r.StopReason = normStop(r.StopReason)
+	r.ToolCalls = s.toolCalls()
+	if len(r.ToolCalls) > 0 && (r.StopReason == StopEnd || r.StopReason == "") {
+		// Gemini says STOP and Responses completed: the step ends in calls.
+		r.StopReason = StopToolCalls
+	}
 	return &r
 }
 
@@ -707,6 +735,7 @@ func (s *streamState) partial(f Format) *Response {
 	}
 	r := s.finish()
 	r.Format = f
+	r.ToolCalls = nil // an unfinished step: nothing to run
 	return r
 }
 

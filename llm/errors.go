@@ -42,6 +42,16 @@ const (
 	// read that kind of input, or it is too large). Never retried without
 	// the attachment.
 	KindAttachment
+	// KindTools: the model or provider refused the tools of the request
+	// (it cannot call functions, or a definition or the tool history was
+	// refused), or a tool definition is invalid (checked before sending).
+	// Never retried without the tools.
+	KindTools
+	// KindWebSearch: web search was asked for (Request.WebSearch) but is not
+	// available: the format has none (Chat Completions: refused before
+	// sending) or the model refused the search tool. Never retried without
+	// it.
+	KindWebSearch
 )
 
 var kindNames = [...]string{
@@ -57,6 +67,8 @@ var kindNames = [...]string{
 	KindQuota:       "quota",
 	KindIncomplete:  "incomplete",
 	KindAttachment:  "attachment",
+	KindTools:       "tools",
+	KindWebSearch:   "web-search",
 }
 
 // String returns the kind's short lower-case name, e.g. "rate-limited".
@@ -97,6 +109,18 @@ var (
 	// The request is never retried without the attachment; pick a model
 	// that accepts it (see ModelInfo.Accepts).
 	ErrAttachment error = &sentinel{KindAttachment}
+	// ErrTools: the tools offered (or the tool calls and results in the
+	// history) were refused: by the provider (the model cannot call
+	// functions), or before sending (a name outside [A-Za-z0-9_-]{1,64},
+	// a name offered twice, parameters that are not a JSON Schema object).
+	// The request is never retried without the tools.
+	ErrTools error = &sentinel{KindTools}
+	// ErrNoWebSearch: Request.WebSearch was set but the call has no web
+	// search: Chat Completions has no built-in search (the call fails
+	// before anything is sent, also after a native format fell back to
+	// chat), or the model refused the search tool. Never answered without
+	// the search.
+	ErrNoWebSearch error = &sentinel{KindWebSearch}
 )
 
 // Error is the one error type of a failed gateway call. Use errors.Is with the
@@ -269,6 +293,10 @@ func UserMessage(err error) string {
 		return "The answer was cut off before the model finished — please try again."
 	case KindAttachment:
 		return "This model can't read the attached image or file — please try a model that accepts images or documents."
+	case KindTools:
+		return "This model can't use the tools it was offered — please try a model that supports tool calling."
+	case KindWebSearch:
+		return "This model can't search the web here — please try another model (GPT, Claude or Gemini through its native format) or ask without web search."
 	}
 	return "Something went wrong while talking to the model — please try again."
 }
@@ -554,6 +582,39 @@ func attachmentRefused(e *Error) bool {
 		}
 	}
 	return false
+}
+
+// toolErrorWords mark an error about tools or function calling;
+// searchErrorWords one about the built-in web search.
+var (
+	toolErrorWords   = []string{"tool", "function"}
+	searchErrorWords = []string{"web_search", "web search", "google_search", "googlesearch", "grounding", "search"}
+)
+
+// toolsRefusal returns the kind of a refused request that used tools or web
+// search when it was refused because of them (KindTools, KindWebSearch), or
+// KindUnknown: an error naming a tool or search parameter, or talking about
+// tools, functions or search. An error naming an optional parameter
+// (temperature, ...) is not: it goes to the parameter retry, which keeps the
+// tools.
+func toolsRefusal(e *Error, req *Request) ErrorKind {
+	if !req.usesTools() || paramBit(e.Param) != 0 {
+		return KindUnknown
+	}
+	low := strings.ToLower(e.Param + " " + e.Code + " " + e.Message)
+	if req.WebSearch {
+		for _, w := range searchErrorWords {
+			if strings.Contains(low, w) {
+				return KindWebSearch
+			}
+		}
+	}
+	for _, w := range toolErrorWords {
+		if strings.Contains(low, w) {
+			return KindTools
+		}
+	}
+	return KindUnknown
 }
 
 func mentionsModel(low string) bool {

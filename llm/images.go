@@ -143,12 +143,19 @@ func (b *geminiBlobOut) mime() string {
 	return b.MIMETypeSnake
 }
 
-// responsesImageItem is an image_generation_call output item.
+// responsesImageItem is an output item of a Responses stream event: an
+// image_generation_call (with its result), a function_call (call_id, name,
+// arguments) or a message (its content's annotations).
 type responsesImageItem struct {
 	Type         string   `json:"type"`
 	ID           string   `json:"id"`
 	Result       b64image `json:"result"`
 	OutputFormat string   `json:"output_format"`
+
+	CallID    string             `json:"call_id"`
+	Name      string             `json:"name"`
+	Arguments fragment           `json:"arguments"`
+	Content   []responsesOutText `json:"content"`
 }
 
 func (it *responsesImageItem) mime() string {

@@ -53,8 +53,15 @@ type ToolCall struct {
 	ID string
 	// Name is the tool's name as offered in Request.Tools.
 	Name string
-	// Arguments is the JSON object the model passed ("{}" when none).
+	// Arguments is the JSON object the model passed: "{}" when none, and
+	// {"_raw": "..."} (RawArgsKey) when the model's text was not a JSON
+	// object. Always a JSON object in a Response.
 	Arguments json.RawMessage
+	// Signature is opaque provider state that belongs to the call and must
+	// travel back with it in the history: Gemini's thoughtSignature (which
+	// Gemini 3 models require on the calls of the current turn). Keep it
+	// with the call when storing a conversation; empty for other formats.
+	Signature string
 }
 
 // ToolResult is the outcome of one tool call, sent back to the model.
@@ -85,6 +92,11 @@ type Message struct {
 	ToolCalls []ToolCall
 	// ToolResults are the results of the previous assistant message's
 	// calls; a message carrying them has Role RoleTool and nothing else.
+	// (Text or attachments on it are sent as a user message after the
+	// results.) Every format requires one result per call right after the
+	// call: the client sends an error result for a call without one, drops
+	// a result whose call is not in the history (a trimmed conversation),
+	// and moves user messages found between calls and results after them.
 	ToolResults []ToolResult
 }
 
@@ -122,8 +134,11 @@ type Delta struct {
 	Text      string
 	Reasoning string
 	// ToolCall, when set, announces a call the model started (its Name and
-	// ID; Arguments may still be arriving): for progress display only, the
-	// complete calls are in Response.ToolCalls.
+	// ID; Arguments may still be arriving), once per call: for progress
+	// display only, the complete calls are in Response.ToolCalls. An
+	// announcement is not answer text: an attempt that fails after it (and
+	// before any text) is still retried, and the call may be announced
+	// again.
 	ToolCall *ToolCall
 }
 
@@ -157,8 +172,15 @@ type Response struct {
 	Model string
 	// Format is the wire format that served the call.
 	Format Format
-	// ToolCalls are the calls the model made in this step, in order
-	// (StopReason StopToolCalls); the caller runs them and continues.
+	// ToolCalls are the calls the model made in this step, in order, each
+	// with an ID (made up, "call_<n>", where the format has none) and
+	// Arguments that are a JSON object. When there are any, StopReason is
+	// StopToolCalls (unless the model stopped at its output limit:
+	// StopLength, where the last call's arguments may be cut). The caller
+	// runs them, appends an assistant Message with these ToolCalls (and
+	// Text) and a RoleTool Message with the results, and calls again. A
+	// stream with tool calls and no text is a complete answer. Empty when
+	// the answer was cut (Cut) or failed.
 	ToolCalls []ToolCall
 	// Citations are the sources a built-in web search cited, in order of
 	// first citation, without duplicates.
@@ -183,7 +205,8 @@ const (
 	// completion, not an error: see Response.Truncated.
 	StopLength = "length"
 	// StopToolCalls: the model stopped to call tools (chat "tool_calls",
-	// Anthropic "tool_use").
+	// Anthropic "tool_use"; Gemini and Responses, which say "STOP" and
+	// "completed", whenever the answer holds tool calls).
 	StopToolCalls = "tool_calls"
 	// StopContentFilter: the provider's safety filter ended the answer (chat
 	// "content_filter", Anthropic "refusal", Gemini "SAFETY", "RECITATION",

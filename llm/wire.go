@@ -111,26 +111,39 @@ type skip struct{}
 // UnmarshalJSON implements json.Unmarshaler by ignoring the value.
 func (*skip) UnmarshalJSON([]byte) error { return nil }
 
-// turns returns the conversation without empty messages: a message is kept
-// when it has text, or (from the user) images or files. Images and files are
-// dropped from assistant messages: only user turns carry attachments. When
-// merge is set, consecutive messages of the same role are joined, with their
-// attachments (Anthropic and Gemini want strictly alternating roles), and a
-// conversation that starts with the assistant gets a placeholder user turn
-// first.
+// turns returns the conversation without empty messages, its tool calls
+// and results paired (pairTools): a message is kept when it has text, tool
+// calls (assistant), tool results (RoleTool), or (from the user) images or
+// files. Images and files are dropped from assistant messages: only user
+// turns carry attachments. Roles other than assistant and tool count as
+// user. When merge is set (Anthropic and Gemini, which want strictly
+// alternating roles), tool results travel in a user turn, consecutive
+// messages of the same role are joined with their attachments, calls and
+// results (an encoder puts a user turn's results first and an assistant
+// turn's calls after its text), and a conversation that starts with the
+// assistant gets a placeholder user turn first.
 func turns(msgs []Message, merge bool) []Message {
+	msgs = pairTools(msgs)
 	out := make([]Message, 0, len(msgs))
 	for _, m := range msgs {
 		role := m.Role
-		if role != RoleAssistant {
+		switch {
+		case role == RoleAssistant:
+			m.Images, m.Files, m.ToolResults = nil, nil, nil
+		case role == RoleTool && len(m.ToolResults) > 0: // pairTools left nothing else on it
+			if merge {
+				role = RoleUser
+			}
+		default:
 			role = RoleUser
+			m.ToolResults = nil
+		}
+		if role != RoleAssistant {
+			m.ToolCalls = nil
 		}
 		m.Role = role
-		if role == RoleAssistant {
-			m.Images, m.Files = nil, nil
-		}
 		if strings.TrimSpace(m.Content) == "" {
-			if len(m.Images) == 0 && len(m.Files) == 0 {
+			if len(m.Images) == 0 && len(m.Files) == 0 && len(m.ToolCalls) == 0 && len(m.ToolResults) == 0 {
 				continue
 			}
 			m.Content = "" // no whitespace-only text part (Anthropic refuses them)
@@ -149,6 +162,12 @@ func turns(msgs []Message, merge bool) []Message {
 			}
 			if len(m.Files) > 0 {
 				last.Files = append(slices.Clip(last.Files), m.Files...)
+			}
+			if len(m.ToolCalls) > 0 {
+				last.ToolCalls = append(slices.Clip(last.ToolCalls), m.ToolCalls...)
+			}
+			if len(m.ToolResults) > 0 {
+				last.ToolResults = append(slices.Clip(last.ToolResults), m.ToolResults...)
 			}
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/cometbot/cometbot/llm"
@@ -21,8 +22,26 @@ type Prompt struct {
 	// Parts are the images and files of each message, in wire order:
 	// Parts[i] belongs to Messages[i] (whose Images and Files hold the same
 	// attachments as llm values).
-	Parts  [][]Part
-	Stream bool
+	Parts [][]Part
+	// ToolParts are the tool calls and results of each message in their
+	// native shape: ToolParts[i] belongs to Messages[i], whose ToolCalls
+	// and ToolResults hold them in neutral form. Messages keep the wire's
+	// roles: chat tool messages and Responses function_call_output items
+	// (consecutive ones together) are RoleTool messages; Anthropic
+	// tool_result blocks and Gemini functionResponse parts are in user
+	// messages; Responses function_call items join the assistant message
+	// they follow (or make one). A Gemini call or result has the id the
+	// request gave it (usually none); a result's Content is the response's
+	// "result" or "error" (then IsError) text, else the response as JSON.
+	ToolParts [][]ToolPart
+	// Tools are the function tools offered, in order.
+	Tools []ToolDef
+	// WebSearch reports that the request asked for the format's built-in
+	// web search; WebSearchTool is its native type ("web_search",
+	// "web_search_20250305", "google_search", ...).
+	WebSearch     bool
+	WebSearchTool string
+	Stream        bool
 	// IncludeUsage is Chat Completions' stream_options.include_usage.
 	IncludeUsage bool
 	// Params holds the optional parameters present in the request, under
@@ -107,9 +126,27 @@ func invalid(param, code, format string, args ...any) error {
 	return &requestError{msg: fmt.Sprintf(format, args...), param: param, code: code}
 }
 
+// decodedMsg is a message being decoded: its tool calls and results with
+// their native shapes. nonTool is set once a block other than a tool
+// result was seen (Anthropic wants tool results first).
+type decodedMsg struct {
+	msg     llm.Message
+	tools   []ToolPart
+	nonTool bool
+}
+
 // add appends a decoded message.
 func (p *Prompt) add(role, text string, parts []Part) {
+	p.addMsg(role, text, parts, nil)
+}
+
+// addMsg appends a decoded message with its tool calls and results.
+func (p *Prompt) addMsg(role, text string, parts []Part, d *decodedMsg) {
 	m := llm.Message{Role: llm.Role(role), Content: text}
+	var tps []ToolPart
+	if d != nil {
+		m.ToolCalls, m.ToolResults, tps = d.msg.ToolCalls, d.msg.ToolResults, d.tools
+	}
 	for _, pt := range parts {
 		if pt.Kind == PartFile {
 			m.Files = append(m.Files, llm.File{Name: pt.Name, MIMEType: pt.MIMEType, Data: pt.Data})
@@ -119,6 +156,7 @@ func (p *Prompt) add(role, text string, parts []Part) {
 	}
 	p.Messages = append(p.Messages, m)
 	p.Parts = append(p.Parts, parts)
+	p.ToolParts = append(p.ToolParts, tps)
 }
 
 func decodeRequest(f llm.Format, path string, body []byte) (Prompt, error) {
@@ -233,21 +271,51 @@ func supported(vals ...string) string {
 // ---- Chat Completions ----
 
 func decodeChat(p *Prompt, raw map[string]any) error {
+	if err := chatTools(p, raw); err != nil {
+		return err
+	}
 	msgs, _ := raw["messages"].([]any)
+	var pending []string // calls of the last assistant message not yet answered
 	for i, m := range msgs {
 		mm, _ := m.(map[string]any)
 		role, _ := mm["role"].(string)
-		text, parts, err := chatContent(mm["content"], role, fmt.Sprintf("messages[%d]", i))
+		where := fmt.Sprintf("messages[%d]", i)
+		text, parts, err := chatContent(mm["content"], role, where)
 		if err != nil {
+			return err
+		}
+		if role == "tool" {
+			id, _ := mm["tool_call_id"].(string)
+			k := slices.Index(pending, id)
+			if k < 0 {
+				return invalid(fmt.Sprintf("messages.[%d].role", i), "", "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.")
+			}
+			pending = slices.Delete(pending, k, k+1)
+			d := &decodedMsg{tools: []ToolPart{{Kind: PartToolResult, Shape: "tool", Native: mm}}}
+			d.msg.ToolResults = []llm.ToolResult{{CallID: id, Content: text}}
+			p.addMsg(string(llm.RoleTool), "", nil, d)
+			continue
+		}
+		if err := chatPending(pending, i); err != nil {
 			return err
 		}
 		if role == "system" || role == "developer" {
 			p.System = joinNonEmpty(p.System, text)
 			continue
 		}
-		p.add(role, text, parts)
+		var d *decodedMsg
+		if tc, ok := mm["tool_calls"]; ok && tc != nil && role == "assistant" {
+			d = &decodedMsg{}
+			if d.msg.ToolCalls, d.tools, err = chatToolCalls(tc, where); err != nil {
+				return err
+			}
+			for _, c := range d.msg.ToolCalls {
+				pending = append(pending, c.ID)
+			}
+		}
+		p.addMsg(role, text, parts, d)
 	}
-	return nil
+	return chatPending(pending, len(msgs))
 }
 
 func chatContent(v any, role, where string) (string, []Part, error) {
@@ -260,7 +328,7 @@ func chatContent(v any, role, where string) (string, []Part, error) {
 	switch role {
 	case "assistant":
 		allowed = []string{"text", "refusal"}
-	case "system", "developer":
+	case "system", "developer", "tool":
 		allowed = []string{"text"}
 	}
 	var texts []string
@@ -344,25 +412,90 @@ func jsonType(v any) string {
 // ---- Responses ----
 
 func decodeResponses(p *Prompt, raw map[string]any) error {
+	if err := responsesTools(p, raw); err != nil {
+		return err
+	}
 	switch in := raw["input"].(type) {
 	case string:
 		p.add(string(llm.RoleUser), in, nil)
 	case []any:
+		var calls, answered []string // call ids, in order
+		last := ""                   // the previous item's kind: "assistant", "call", "output", ...
 		for i, m := range in {
 			mm, _ := m.(map[string]any)
 			role, _ := mm["role"].(string)
-			if role == "" {
-				continue // function_call, function_call_output, ... items
+			typ, _ := mm["type"].(string)
+			at := fmt.Sprintf("input[%d]", i)
+			switch {
+			case typ == "function_call":
+				id, _ := mm["call_id"].(string)
+				name, _ := mm["name"].(string)
+				args, ok := mm["arguments"].(string)
+				switch {
+				case id == "":
+					return invalid(at+".call_id", "missing_required_parameter", "Missing required parameter: '%s.call_id'.", at)
+				case name == "":
+					return invalid(at+".name", "missing_required_parameter", "Missing required parameter: '%s.name'.", at)
+				case !ok:
+					return invalid(at+".arguments", "invalid_type", "Invalid type for '%s.arguments': expected a string, but got %s instead.", at, jsonType(mm["arguments"]))
+				}
+				calls = append(calls, id)
+				c := llm.ToolCall{ID: id, Name: name, Arguments: json.RawMessage(args)}
+				tp := ToolPart{Kind: PartToolCall, Shape: "function_call", Native: mm}
+				if n := len(p.Messages) - 1; (last == "assistant" || last == "call") && n >= 0 {
+					p.Messages[n].ToolCalls = append(p.Messages[n].ToolCalls, c)
+					p.ToolParts[n] = append(p.ToolParts[n], tp)
+				} else {
+					p.addMsg(string(llm.RoleAssistant), "", nil, &decodedMsg{msg: llm.Message{ToolCalls: []llm.ToolCall{c}}, tools: []ToolPart{tp}})
+				}
+				last = "call"
+			case typ == "function_call_output":
+				id, _ := mm["call_id"].(string)
+				if !slices.Contains(calls, id) {
+					return invalid("input", "", "No tool call found for function call output with call_id %s.", id)
+				}
+				answered = append(answered, id)
+				var out string
+				switch o := mm["output"].(type) {
+				case string:
+					out = o
+				case []any:
+					t, _, err := responsesContent(o, "user", at+".output")
+					if err != nil {
+						return err
+					}
+					out = t
+				default:
+					return invalid(at+".output", "invalid_type", "Invalid type for '%s.output': expected a string, but got %s instead.", at, jsonType(mm["output"]))
+				}
+				r := llm.ToolResult{CallID: id, Content: out}
+				tp := ToolPart{Kind: PartToolResult, Shape: "function_call_output", Native: mm}
+				if n := len(p.Messages) - 1; last == "output" && n >= 0 {
+					p.Messages[n].ToolResults = append(p.Messages[n].ToolResults, r)
+					p.ToolParts[n] = append(p.ToolParts[n], tp)
+				} else {
+					p.addMsg(string(llm.RoleTool), "", nil, &decodedMsg{msg: llm.Message{ToolResults: []llm.ToolResult{r}}, tools: []ToolPart{tp}})
+				}
+				last = "output"
+			case role != "" && (typ == "" || typ == "message"):
+				text, parts, err := responsesContent(mm["content"], role, at)
+				if err != nil {
+					return err
+				}
+				last = role
+				if role == "system" || role == "developer" {
+					p.System = joinNonEmpty(p.System, text)
+					continue
+				}
+				p.add(role, text, parts)
+			default:
+				last = typ // reasoning, web_search_call, ... items
 			}
-			text, parts, err := responsesContent(mm["content"], role, fmt.Sprintf("input[%d]", i))
-			if err != nil {
-				return err
+		}
+		for _, id := range calls {
+			if !slices.Contains(answered, id) {
+				return invalid("input", "", "No tool output found for function call %s.", id)
 			}
-			if role == "system" || role == "developer" {
-				p.System = joinNonEmpty(p.System, text)
-				continue
-			}
-			p.add(role, text, parts)
 		}
 	}
 	return nil
@@ -462,6 +595,9 @@ func decodeAnthropic(p *Prompt, raw map[string]any) error {
 			p.System += t
 		}
 	}
+	if err := anthropicTools(p, raw); err != nil {
+		return err
+	}
 	msgs, _ := raw["messages"].([]any)
 	for i, m := range msgs {
 		mm, _ := m.(map[string]any)
@@ -469,16 +605,17 @@ func decodeAnthropic(p *Prompt, raw map[string]any) error {
 		if role != "user" && role != "assistant" {
 			return invalid("", "invalid_request_error", "messages.%d.role: Input should be 'user' or 'assistant'", i)
 		}
-		text, parts, err := anthropicContent(mm["content"], role, fmt.Sprintf("messages.%d.content", i))
+		d := &decodedMsg{}
+		text, parts, err := anthropicContent(d, mm["content"], role, fmt.Sprintf("messages.%d.content", i))
 		if err != nil {
 			return err
 		}
-		p.add(role, text, parts)
+		p.addMsg(role, text, parts, d)
 	}
-	return nil
+	return anthropicPairs(p)
 }
 
-func anthropicContent(v any, role, where string) (string, []Part, error) {
+func anthropicContent(d *decodedMsg, v any, role, where string) (string, []Part, error) {
 	list, ok := v.([]any)
 	if !ok {
 		s, _ := v.(string)
@@ -490,6 +627,9 @@ func anthropicContent(v any, role, where string) (string, []Part, error) {
 		at := fmt.Sprintf("%s.%d", where, j)
 		bm, _ := b.(map[string]any)
 		typ, _ := bm["type"].(string)
+		if typ != "tool_result" {
+			d.nonTool = true
+		}
 		switch typ {
 		case "text":
 			t, _ := bm["text"].(string)
@@ -502,7 +642,12 @@ func anthropicContent(v any, role, where string) (string, []Part, error) {
 			if role != "user" {
 				return "", nil, invalid("", "invalid_request_error", "%s.type: Input tag '%s' found using 'type' does not match any of the expected tags: 'text', 'thinking', 'redacted_thinking', 'tool_use', 'server_tool_use', 'web_search_tool_result'", at, typ)
 			}
-		case "thinking", "redacted_thinking", "tool_use", "tool_result", "server_tool_use", "web_search_tool_result":
+		case "tool_use", "tool_result":
+			if err := anthropicToolBlock(d, bm, typ, role, at); err != nil {
+				return "", nil, err
+			}
+			continue
+		case "thinking", "redacted_thinking", "server_tool_use", "web_search_tool_result":
 			continue
 		default:
 			return "", nil, invalid("", "invalid_request_error", "%s.type: Input tag '%s' found using 'type' does not match any of the expected tags", at, typ)
@@ -575,8 +720,11 @@ func anthropicSource(bm map[string]any, typ, at string) (Part, error) {
 // ---- Gemini ----
 
 func decodeGemini(p *Prompt, raw map[string]any) error {
+	if err := geminiTools(p, raw); err != nil {
+		return err
+	}
 	if si, ok := raw["systemInstruction"].(map[string]any); ok {
-		t, _, err := geminiParts(si["parts"], "systemInstruction")
+		t, _, err := geminiParts(nil, si["parts"], "user", "systemInstruction")
 		if err != nil {
 			return err
 		}
@@ -586,21 +734,23 @@ func decodeGemini(p *Prompt, raw map[string]any) error {
 	for i, c := range cs {
 		cm, _ := c.(map[string]any)
 		role, _ := cm["role"].(string)
+		wire := role
 		switch role {
 		case "model":
 			role = string(llm.RoleAssistant)
 		case "user", "":
-			role = string(llm.RoleUser)
+			role, wire = string(llm.RoleUser), "user"
 		default:
 			return invalid("", "INVALID_ARGUMENT", "Please use a valid role: user, model.")
 		}
-		text, parts, err := geminiParts(cm["parts"], fmt.Sprintf("contents[%d]", i))
+		d := &decodedMsg{}
+		text, parts, err := geminiParts(d, cm["parts"], wire, fmt.Sprintf("contents[%d]", i))
 		if err != nil {
 			return err
 		}
-		p.add(role, text, parts)
+		p.addMsg(role, text, parts, d)
 	}
-	return nil
+	return geminiPairs(p)
 }
 
 // geminiMIME reports whether Gemini takes inline data of this type.
@@ -636,13 +786,21 @@ func field(m map[string]any, snake, camel, at string) (any, string, error) {
 	return a, snake, nil
 }
 
-func geminiParts(v any, where string) (string, []Part, error) {
+func geminiParts(d *decodedMsg, v any, role, where string) (string, []Part, error) {
 	list, _ := v.([]any)
 	var texts []string
 	var parts []Part
 	for j, part := range list {
 		at := fmt.Sprintf("%s.parts[%d]", where, j)
 		pm, _ := part.(map[string]any)
+		if d != nil {
+			if ok, err := geminiToolPart(d, pm, role, at); ok || err != nil {
+				if err != nil {
+					return "", nil, err
+				}
+				continue
+			}
+		}
 		if t, ok := pm["text"].(string); ok {
 			if th, _ := pm["thought"].(bool); !th {
 				texts = append(texts, t)

@@ -39,6 +39,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -128,6 +129,29 @@ type Script struct {
 	Images []llm.Image
 	// SnakeCaseImages spells Gemini image parts inline_data / mime_type.
 	SnakeCaseImages bool
+
+	// ToolCalls are calls the model makes after the text (with Text and
+	// Chunks empty the answer has no text), in each format's stream shape:
+	// chat delta.tool_calls (a first chunk with index, id and name, then
+	// the arguments in several fragments), Responses function_call items
+	// (output_item.added, function_call_arguments.delta fragments, .done,
+	// output_item.done, and in the final output), Anthropic tool_use blocks
+	// (content_block_start, input_json_delta fragments), Gemini
+	// functionCall parts (whole, in one chunk; a made-up thoughtSignature on
+	// the first for Gemini 3 models unless a call has a Signature). Empty
+	// ids are made up in the format's style (Gemini sends none unless
+	// given). The stop reason becomes the format's tool stop ("tool_calls",
+	// "tool_use"; Gemini STOP, Responses completed). Arguments are sent as
+	// given ("{}" when empty).
+	ToolCalls []llm.ToolCall
+	// Citations are web search sources the answer cites, in each format's
+	// shape: Responses url_citation annotations (annotation.added events
+	// after a web_search_call item, and on the final output_text);
+	// Anthropic server_tool_use and web_search_tool_result blocks before
+	// the text, then web_search_result_location citations_delta events
+	// in the text block; Gemini groundingMetadata.groundingChunks in the
+	// last chunk. Chat Completions has no search and ignores them.
+	Citations []llm.Citation
 
 	// MidStreamError, when set, sends a format-specific error event with this
 	// message after ErrorAfter text chunks, and ends the stream.
@@ -576,11 +600,13 @@ type answer struct {
 	text      string
 	images    []llm.Image
 	snake     bool
+	calls     []llm.ToolCall
+	cites     []llm.Citation
 }
 
 func (s *Server) answer(sc Script, opts Options, p Prompt) answer {
 	text := sc.Text
-	if text == "" && sc.Chunks == nil {
+	if text == "" && sc.Chunks == nil && len(sc.ToolCalls) == 0 {
 		text = opts.Reply
 		if opts.Echo {
 			text = "echo: " + p.LastUser()
@@ -611,12 +637,47 @@ func (s *Server) answer(sc Script, opts Options, p Prompt) answer {
 	if sc.Reasoning != "" {
 		a.reasoning = SplitWords(sc.Reasoning, size)
 	}
+	a.cites = sc.Citations
+	a.calls = s.toolCalls(sc.ToolCalls, p)
 	if sc.Usage != nil {
 		a.usage = *sc.Usage
 	} else {
 		a.usage = llm.Usage{InputTokens: max(1, p.wordCount()), OutputTokens: max(1, len(SplitWords(text+" "+sc.Reasoning, 1)))}
 	}
 	return a
+}
+
+// toolCalls returns the script's calls as the format sends them: ids made
+// up where missing (none for Gemini), "{}" for empty arguments, and a
+// thoughtSignature on the first call of a Gemini 3 model.
+func (s *Server) toolCalls(calls []llm.ToolCall, p Prompt) []llm.ToolCall {
+	if len(calls) == 0 {
+		return nil
+	}
+	out := append([]llm.ToolCall(nil), calls...)
+	signed := false
+	for i := range out {
+		c := &out[i]
+		if len(strings.TrimSpace(string(c.Arguments))) == 0 {
+			c.Arguments = json.RawMessage("{}")
+		}
+		signed = signed || c.Signature != ""
+		if c.ID != "" {
+			continue
+		}
+		n := strconv.FormatInt(s.seq.Add(1), 10)
+		switch p.Format {
+		case llm.FormatAnthropic:
+			c.ID = "toolu_fake" + n
+		case llm.FormatGemini:
+		default:
+			c.ID = "call_fake" + n
+		}
+	}
+	if p.Format == llm.FormatGemini && !signed && geminiGeneration(p.Model) >= 3 {
+		out[0].Signature = "fake_sig_" + strconv.FormatInt(s.seq.Add(1), 10)
+	}
+	return out
 }
 
 // SplitWords splits text into chunks of n words, each word keeping the

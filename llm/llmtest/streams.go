@@ -58,6 +58,8 @@ type frames interface {
 	reasoning(o *sseOut, s string)
 	text(o *sseOut, s string)
 	images(o *sseOut, a *answer)
+	// tools sends the answer's tool calls.
+	tools(o *sseOut, a *answer)
 	finish(o *sseOut, a *answer)
 	fail(o *sseOut, msg string)
 	// ping sends the format's event without content.
@@ -198,6 +200,12 @@ func (s *Server) writeStream(w http.ResponseWriter, r *http.Request, f llm.Forma
 			return
 		}
 	}
+	if len(a.calls) > 0 {
+		fr.tools(o, &a)
+		if !o.flush() {
+			return
+		}
+	}
 	if sc.Truncate {
 		end()
 		o.flush()
@@ -206,6 +214,29 @@ func (s *Server) writeStream(w http.ResponseWriter, r *http.Request, f llm.Forma
 	fr.finish(o, &a)
 	end()
 	o.flush()
+}
+
+// argFragments splits a call's argument text into the fragments a stream
+// sends it in: four pieces (fewer for short text), cut at rune boundaries,
+// so that a fragment may end inside a key, a string or an escape's source
+// text but is always valid UTF-8.
+func argFragments(args string) []string {
+	if len(args) < 8 {
+		return []string{args}
+	}
+	var out []string
+	start := 0
+	for k := 1; k < 4; k++ {
+		cut := len(args) * k / 4
+		for cut < len(args) && !utf8.RuneStart(args[cut]) {
+			cut++
+		}
+		if cut > start && cut < len(args) {
+			out = append(out, args[start:cut])
+			start = cut
+		}
+	}
+	return append(out, args[start:])
 }
 
 // appendJSONString appends s as a JSON string literal.
@@ -316,10 +347,48 @@ func (c *chatFrames) reasoning(o *sseOut, s string) { c.delta(o, "reasoning_cont
 func (c *chatFrames) text(o *sseOut, s string)      { c.delta(o, "content", s) }
 func (c *chatFrames) images(*sseOut, *answer)       {}
 
+// toolDelta sends one element of delta.tool_calls: the first with id and
+// name (head), the next ones with argument text only.
+func (c *chatFrames) toolDelta(o *sseOut, i int, tc *llm.ToolCall, head bool, args string) {
+	b := append(c.tmp[:0], c.head...)
+	b = append(b, `"choices":[{"index":0,"delta":{`...)
+	if head {
+		b = append(b, `"role":"assistant","content":null,`...)
+	}
+	b = append(b, `"tool_calls":[{"index":`...)
+	b = strconv.AppendInt(b, int64(i), 10)
+	if head {
+		b = append(b, `,"id":`...)
+		b = appendJSONString(b, tc.ID)
+		b = append(b, `,"type":"function","function":{"name":`...)
+		b = appendJSONString(b, tc.Name)
+		b = append(b, `,"arguments":`...)
+	} else {
+		b = append(b, `,"function":{"arguments":`...)
+	}
+	b = appendJSONString(b, args)
+	b = append(b, `}}]},"logprobs":null,"finish_reason":null}]}`...)
+	c.tmp = b
+	o.event("", b)
+}
+
+func (c *chatFrames) tools(o *sseOut, a *answer) {
+	for i := range a.calls {
+		tc := &a.calls[i]
+		c.toolDelta(o, i, tc, true, "")
+		for _, f := range argFragments(string(tc.Arguments)) {
+			c.toolDelta(o, i, tc, false, f)
+		}
+	}
+}
+
 func (c *chatFrames) finish(o *sseOut, a *answer) {
 	stop := a.stop
 	if stop == "" {
 		stop = "stop"
+		if len(a.calls) > 0 {
+			stop = "tool_calls"
+		}
 	}
 	b := append(c.tmp[:0], c.head...)
 	b = append(b, `"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":`...)
@@ -357,6 +426,7 @@ type responsesFrames struct {
 	id, model string
 	seq       int
 	tmp       []byte
+	msgIndex  int // output_index of the message item (1 after a web search)
 }
 
 func (r *responsesFrames) ev(o *sseOut, typ string, rest func(b []byte) []byte) {
@@ -389,12 +459,27 @@ func (r *responsesFrames) response(b []byte, status string, a *answer) []byte {
 		b = appendJSONString(b, rs)
 		b = append(b, `}]},`...)
 	}
-	b = append(b, `{"type":"message","id":"msg_1","status":"completed","role":"assistant","content":[{"type":"output_text","annotations":[],"text":`...)
-	b = appendJSONString(b, a.text)
-	b = append(b, `}]}`...)
-	for i, im := range a.images {
+	if len(a.cites) > 0 {
+		b = webSearchCallItem(b, true)
 		b = append(b, ',')
+	}
+	if a.text != "" || len(a.calls) == 0 {
+		b = append(b, `{"type":"message","id":"msg_1","status":"completed","role":"assistant","content":[{"type":"output_text","annotations":`...)
+		b = urlCitations(b, a)
+		b = append(b, `,"text":`...)
+		b = appendJSONString(b, a.text)
+		b = append(b, `}]},`...)
+	}
+	for i, im := range a.images {
 		b = imageCallItem(b, i, im, true)
+		b = append(b, ',')
+	}
+	for i := range a.calls {
+		b = functionCallItem(b, i, &a.calls[i], true)
+		b = append(b, ',')
+	}
+	if b[len(b)-1] == ',' {
+		b = b[:len(b)-1]
 	}
 	b = append(b, ']')
 	if status == "incomplete" && !a.noStop {
@@ -407,14 +492,79 @@ func (r *responsesFrames) response(b []byte, status string, a *answer) []byte {
 	return append(b, '}')
 }
 
-func (r *responsesFrames) start(o *sseOut, _ *answer) {
+// urlCitations renders the answer's citations as url_citation annotations.
+func urlCitations(b []byte, a *answer) []byte {
+	b = append(b, '[')
+	for i, c := range a.cites {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = urlCitation(b, c, len(a.text))
+	}
+	return append(b, ']')
+}
+
+func urlCitation(b []byte, c llm.Citation, end int) []byte {
+	b = append(b, `{"type":"url_citation","start_index":0,"end_index":`...)
+	b = strconv.AppendInt(b, int64(end), 10)
+	b = append(b, `,"url":`...)
+	b = appendJSONString(b, c.URL)
+	b = append(b, `,"title":`...)
+	b = appendJSONString(b, c.Title)
+	return append(b, '}')
+}
+
+// webSearchCallItem renders the web_search_call output item of an answer
+// with citations.
+func webSearchCallItem(b []byte, done bool) []byte {
+	if !done {
+		return append(b, `{"type":"web_search_call","id":"ws_1","status":"in_progress"}`...)
+	}
+	return append(b, `{"type":"web_search_call","id":"ws_1","status":"completed","action":{"type":"search","query":"fake search"}}`...)
+}
+
+// functionCallItem renders call i as a function_call output item, its
+// arguments empty until done.
+func functionCallItem(b []byte, i int, tc *llm.ToolCall, done bool) []byte {
+	b = append(b, `{"type":"function_call","id":"fc_`...)
+	b = strconv.AppendInt(b, int64(i+1), 10)
+	b = append(b, `","call_id":`...)
+	b = appendJSONString(b, tc.ID)
+	b = append(b, `,"name":`...)
+	b = appendJSONString(b, tc.Name)
+	b = append(b, `,"arguments":`...)
+	if done {
+		b = appendJSONString(b, string(tc.Arguments))
+		return append(b, `,"status":"completed"}`...)
+	}
+	return append(b, `"","status":"in_progress"}`...)
+}
+
+func (r *responsesFrames) start(o *sseOut, a *answer) {
 	r.ev(o, "response.created", func(b []byte) []byte { return r.response(b, "in_progress", nil) })
 	r.ev(o, "response.in_progress", func(b []byte) []byte { return r.response(b, "in_progress", nil) })
+	if len(a.cites) == 0 {
+		return
+	}
+	r.msgIndex = 1
+	item := func(typ string, done bool) {
+		r.ev(o, typ, func(b []byte) []byte {
+			b = append(b, `,"output_index":0,"item":`...)
+			return webSearchCallItem(b, done)
+		})
+	}
+	item("response.output_item.added", false)
+	for _, typ := range []string{"response.web_search_call.in_progress", "response.web_search_call.searching", "response.web_search_call.completed"} {
+		r.ev(o, typ, func(b []byte) []byte { return append(b, `,"output_index":0,"item_id":"ws_1"`...) })
+	}
+	item("response.output_item.done", true)
 }
 
 func (r *responsesFrames) delta(o *sseOut, typ, s string) {
 	r.ev(o, typ, func(b []byte) []byte {
-		b = append(b, `,"item_id":"msg_1","output_index":0,"content_index":0,"delta":`...)
+		b = append(b, `,"item_id":"msg_1","output_index":`...)
+		b = strconv.AppendInt(b, int64(r.msgIndex), 10)
+		b = append(b, `,"content_index":0,"delta":`...)
 		return appendJSONString(b, s)
 	})
 }
@@ -456,11 +606,60 @@ func (r *responsesFrames) images(o *sseOut, a *answer) {
 	}
 }
 
+func (r *responsesFrames) tools(o *sseOut, a *answer) {
+	for i := range a.calls {
+		tc := &a.calls[i]
+		idx := int64(r.msgIndex + 1 + len(a.images) + i)
+		item := func(typ string, done bool) {
+			r.ev(o, typ, func(b []byte) []byte {
+				b = append(b, `,"output_index":`...)
+				b = strconv.AppendInt(b, idx, 10)
+				b = append(b, `,"item":`...)
+				return functionCallItem(b, i, tc, done)
+			})
+		}
+		at := func(b []byte) []byte {
+			b = append(b, `,"item_id":"fc_`...)
+			b = strconv.AppendInt(b, int64(i+1), 10)
+			b = append(b, `","output_index":`...)
+			return strconv.AppendInt(b, idx, 10)
+		}
+		item("response.output_item.added", false)
+		for _, f := range argFragments(string(tc.Arguments)) {
+			r.ev(o, "response.function_call_arguments.delta", func(b []byte) []byte {
+				b = append(at(b), `,"delta":`...)
+				return appendJSONString(b, f)
+			})
+		}
+		r.ev(o, "response.function_call_arguments.done", func(b []byte) []byte {
+			b = append(at(b), `,"name":`...)
+			b = appendJSONString(b, tc.Name)
+			b = append(b, `,"arguments":`...)
+			return appendJSONString(b, string(tc.Arguments))
+		})
+		item("response.output_item.done", true)
+	}
+}
+
 func (r *responsesFrames) finish(o *sseOut, a *answer) {
-	r.ev(o, "response.output_text.done", func(b []byte) []byte {
-		b = append(b, `,"item_id":"msg_1","output_index":0,"content_index":0,"text":`...)
-		return appendJSONString(b, a.text)
-	})
+	for i, c := range a.cites {
+		r.ev(o, "response.output_text.annotation.added", func(b []byte) []byte {
+			b = append(b, `,"item_id":"msg_1","output_index":`...)
+			b = strconv.AppendInt(b, int64(r.msgIndex), 10)
+			b = append(b, `,"content_index":0,"annotation_index":`...)
+			b = strconv.AppendInt(b, int64(i), 10)
+			b = append(b, `,"annotation":`...)
+			return urlCitation(b, c, len(a.text))
+		})
+	}
+	if a.text != "" || len(a.calls) == 0 {
+		r.ev(o, "response.output_text.done", func(b []byte) []byte {
+			b = append(b, `,"item_id":"msg_1","output_index":`...)
+			b = strconv.AppendInt(b, int64(r.msgIndex), 10)
+			b = append(b, `,"content_index":0,"text":`...)
+			return appendJSONString(b, a.text)
+		})
+	}
 	if a.noStop || (a.stop != "" && a.stop != "stop" && a.stop != "completed") {
 		r.ev(o, "response.incomplete", func(b []byte) []byte { return r.response(b, "incomplete", a) })
 		return
@@ -488,6 +687,7 @@ type anthropicFrames struct {
 	open      bool
 	kind      string
 	tmp       []byte
+	cites     []llm.Citation // sent as citations_delta when the text block opens
 }
 
 func (a *anthropicFrames) raw(o *sseOut, typ string, b []byte) {
@@ -505,6 +705,51 @@ func (a *anthropicFrames) start(o *sseOut, ans *answer) {
 	b = append(b, `,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":1}}}`...)
 	a.raw(o, "message_start", b)
 	a.raw(o, "ping", append(a.tmp[:0], `{"type": "ping"}`...))
+	if len(ans.cites) > 0 {
+		a.search(o, ans.cites)
+	}
+}
+
+// search sends the web search's server_tool_use and web_search_tool_result
+// blocks; the citations follow in the text block.
+func (a *anthropicFrames) search(o *sseOut, cites []llm.Citation) {
+	b := append(a.tmp[:0], `{"type":"content_block_start","index":`...)
+	b = strconv.AppendInt(b, int64(a.block), 10)
+	b = append(b, `,"content_block":{"type":"server_tool_use","id":"srvtoolu_fake","name":"web_search","input":{}}}`...)
+	a.raw(o, "content_block_start", b)
+	b = append(a.tmp[:0], `{"type":"content_block_delta","index":`...)
+	b = strconv.AppendInt(b, int64(a.block), 10)
+	b = append(b, `,"delta":{"type":"input_json_delta","partial_json":"{\"query\": \"fake search\"}"}}`...)
+	a.raw(o, "content_block_delta", b)
+	a.open, a.kind = true, "server_tool_use"
+	a.closeBlock(o)
+	b = append(a.tmp[:0], `{"type":"content_block_start","index":`...)
+	b = strconv.AppendInt(b, int64(a.block), 10)
+	b = append(b, `,"content_block":{"type":"web_search_tool_result","tool_use_id":"srvtoolu_fake","content":[`...)
+	for i, c := range cites {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"type":"web_search_result","url":`...)
+		b = appendJSONString(b, c.URL)
+		b = append(b, `,"title":`...)
+		b = appendJSONString(b, c.Title)
+		b = append(b, `,"encrypted_content":"ZmFrZQ==","page_age":null}`...)
+	}
+	b = append(b, `]}}`...)
+	a.raw(o, "content_block_start", b)
+	a.open, a.kind = true, "web_search_tool_result"
+	a.closeBlock(o)
+	a.cites = cites
+}
+
+// citation renders a web_search_result_location citation.
+func anthropicCitation(b []byte, c llm.Citation) []byte {
+	b = append(b, `{"type":"web_search_result_location","cited_text":"fake cited text","url":`...)
+	b = appendJSONString(b, c.URL)
+	b = append(b, `,"title":`...)
+	b = appendJSONString(b, c.Title)
+	return append(b, `,"encrypted_index":"ZmFrZQ=="}`...)
 }
 
 func (a *anthropicFrames) openBlock(o *sseOut, kind string) {
@@ -521,6 +766,17 @@ func (a *anthropicFrames) openBlock(o *sseOut, kind string) {
 	}
 	a.raw(o, "content_block_start", b)
 	a.open, a.kind = true, kind
+	if kind == "text" {
+		for _, c := range a.cites {
+			b = append(a.tmp[:0], `{"type":"content_block_delta","index":`...)
+			b = strconv.AppendInt(b, int64(a.block), 10)
+			b = append(b, `,"delta":{"type":"citations_delta","citation":`...)
+			b = anthropicCitation(b, c)
+			b = append(b, `}}`...)
+			a.raw(o, "content_block_delta", b)
+		}
+		a.cites = nil
+	}
 }
 
 func (a *anthropicFrames) closeBlock(o *sseOut) {
@@ -553,11 +809,39 @@ func (a *anthropicFrames) reasoning(o *sseOut, s string) { a.delta(o, "thinking"
 func (a *anthropicFrames) text(o *sseOut, s string)      { a.delta(o, "text", "text", s) }
 func (a *anthropicFrames) images(*sseOut, *answer)       {}
 
+func (a *anthropicFrames) tools(o *sseOut, ans *answer) {
+	a.closeBlock(o)
+	for i := range ans.calls {
+		tc := &ans.calls[i]
+		b := append(a.tmp[:0], `{"type":"content_block_start","index":`...)
+		b = strconv.AppendInt(b, int64(a.block), 10)
+		b = append(b, `,"content_block":{"type":"tool_use","id":`...)
+		b = appendJSONString(b, tc.ID)
+		b = append(b, `,"name":`...)
+		b = appendJSONString(b, tc.Name)
+		b = append(b, `,"input":{}}}`...)
+		a.raw(o, "content_block_start", b)
+		a.open, a.kind = true, "tool_use"
+		for _, f := range append([]string{""}, argFragments(string(tc.Arguments))...) {
+			b = append(a.tmp[:0], `{"type":"content_block_delta","index":`...)
+			b = strconv.AppendInt(b, int64(a.block), 10)
+			b = append(b, `,"delta":{"type":"input_json_delta","partial_json":`...)
+			b = appendJSONString(b, f)
+			b = append(b, `}}`...)
+			a.raw(o, "content_block_delta", b)
+		}
+		a.closeBlock(o)
+	}
+}
+
 func (a *anthropicFrames) finish(o *sseOut, ans *answer) {
 	a.closeBlock(o)
 	stop := ans.stop
 	if stop == "" {
 		stop = "end_turn"
+		if len(ans.calls) > 0 {
+			stop = "tool_use"
+		}
 	}
 	b := append(a.tmp[:0], `{"type":"message_delta","delta":{"stop_reason":`...)
 	if ans.noStop {
@@ -586,6 +870,7 @@ func (a *anthropicFrames) fail(o *sseOut, msg string) {
 type geminiFrames struct {
 	model string
 	tmp   []byte
+	cites []llm.Citation // groundingMetadata of the last chunk
 }
 
 func (g *geminiFrames) chunk(s string, thought bool, finish string, u *llm.Usage) []byte {
@@ -598,6 +883,9 @@ func (g *geminiFrames) chunk(s string, thought bool, finish string, u *llm.Usage
 	if finish != "" {
 		b = append(b, `,"finishReason":`...)
 		b = appendJSONString(b, finish)
+	}
+	if u != nil && len(g.cites) > 0 {
+		b = g.grounding(b)
 	}
 	b = append(b, `,"index":0}]`...)
 	if u != nil {
@@ -634,13 +922,64 @@ func (g *geminiFrames) imageChunk(im llm.Image, snake bool) []byte {
 	return b
 }
 
+// grounding renders the candidate's groundingMetadata for the citations.
+func (g *geminiFrames) grounding(b []byte) []byte {
+	b = append(b, `,"groundingMetadata":{"webSearchQueries":["fake search"],"searchEntryPoint":{"renderedContent":"<div></div>"},"groundingChunks":[`...)
+	for i, c := range g.cites {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"web":{"uri":`...)
+		b = appendJSONString(b, c.URL)
+		b = append(b, `,"title":`...)
+		b = appendJSONString(b, c.Title)
+		b = append(b, `}}`...)
+	}
+	b = append(b, `],"groundingSupports":[{"segment":{"startIndex":0,"endIndex":4,"text":"fake"},"groundingChunkIndices":[0]}]}`...)
+	return b
+}
+
+// callChunk renders one chunk holding every call as a functionCall part.
+func (g *geminiFrames) callChunk(calls []llm.ToolCall) []byte {
+	b := append(g.tmp[:0], `{"candidates":[{"content":{"parts":[`...)
+	for i := range calls {
+		tc := &calls[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"functionCall":{`...)
+		if tc.ID != "" {
+			b = append(b, `"id":`...)
+			b = appendJSONString(b, tc.ID)
+			b = append(b, ',')
+		}
+		b = append(b, `"name":`...)
+		b = appendJSONString(b, tc.Name)
+		b = append(b, `,"args":`...)
+		b = append(b, tc.Arguments...)
+		b = append(b, '}')
+		if tc.Signature != "" {
+			b = append(b, `,"thoughtSignature":`...)
+			b = appendJSONString(b, tc.Signature)
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `],"role":"model"},"index":0}],"modelVersion":`...)
+	b = appendJSONString(b, g.model)
+	b = append(b, `,"responseId":"fake"}`...)
+	g.tmp = b
+	return b
+}
+
+func (g *geminiFrames) tools(o *sseOut, a *answer) { o.event("", g.callChunk(a.calls)) }
+
 func (g *geminiFrames) images(o *sseOut, a *answer) {
 	for _, im := range a.images {
 		o.event("", g.imageChunk(im, a.snake))
 	}
 }
 
-func (g *geminiFrames) start(*sseOut, *answer)        {}
+func (g *geminiFrames) start(_ *sseOut, a *answer)    { g.cites = a.cites }
 func (g *geminiFrames) reasoning(o *sseOut, s string) { o.event("", g.chunk(s, true, "", nil)) }
 func (g *geminiFrames) text(o *sseOut, s string)      { o.event("", g.chunk(s, false, "", nil)) }
 
@@ -666,7 +1005,7 @@ func (g *geminiFrames) fail(o *sseOut, msg string) {
 }
 
 func (s *Server) writeGeminiArray(w http.ResponseWriter, p Prompt, a answer) {
-	g := &geminiFrames{model: p.Model}
+	g := &geminiFrames{model: p.Model, cites: a.cites}
 	var b []byte
 	b = append(b, '[')
 	for _, c := range a.reasoning {
@@ -679,6 +1018,10 @@ func (s *Server) writeGeminiArray(w http.ResponseWriter, p Prompt, a answer) {
 	}
 	for _, im := range a.images {
 		b = append(b, g.imageChunk(im, a.snake)...)
+		b = append(b, ',')
+	}
+	if len(a.calls) > 0 {
+		b = append(b, g.callChunk(a.calls)...)
 		b = append(b, ',')
 	}
 	stop := a.stop
@@ -721,10 +1064,30 @@ func (s *Server) writeWhole(ctx context.Context, w http.ResponseWriter, f llm.Fo
 		if reasoning != "" {
 			content = append(content, map[string]any{"type": "thinking", "thinking": reasoning, "signature": "fake"})
 		}
-		content = append(content, map[string]any{"type": "text", "text": a.text})
+		text := map[string]any{"type": "text", "text": a.text}
+		if len(a.cites) > 0 {
+			var results, cites []any
+			for _, c := range a.cites {
+				results = append(results, map[string]any{"type": "web_search_result", "url": c.URL, "title": c.Title, "encrypted_content": "ZmFrZQ==", "page_age": nil})
+				cites = append(cites, map[string]any{"type": "web_search_result_location", "url": c.URL, "title": c.Title, "cited_text": "fake cited text", "encrypted_index": "ZmFrZQ=="})
+			}
+			content = append(content,
+				map[string]any{"type": "server_tool_use", "id": "srvtoolu_fake", "name": "web_search", "input": map[string]any{"query": "fake search"}},
+				map[string]any{"type": "web_search_tool_result", "tool_use_id": "srvtoolu_fake", "content": results})
+			text["citations"] = cites
+		}
+		if a.text != "" || len(a.calls) == 0 {
+			content = append(content, text)
+		}
+		for _, tc := range a.calls {
+			content = append(content, map[string]any{"type": "tool_use", "id": tc.ID, "name": tc.Name, "input": tc.Arguments})
+		}
 		stop := a.stop
 		if stop == "" {
 			stop = "end_turn"
+			if len(a.calls) > 0 {
+				stop = "tool_use"
+			}
 		}
 		v = map[string]any{"id": "msg_whole", "type": "message", "role": "assistant", "model": p.Model, "content": content,
 			"stop_reason": stop, "stop_sequence": nil, "usage": map[string]any{"input_tokens": u.InputTokens, "output_tokens": u.OutputTokens}}
@@ -742,11 +1105,30 @@ func (s *Server) writeWhole(ctx context.Context, w http.ResponseWriter, f llm.Fo
 				parts = append(parts, map[string]any{"inlineData": blob})
 			}
 		}
+		for _, tc := range a.calls {
+			fc := map[string]any{"name": tc.Name, "args": tc.Arguments}
+			if tc.ID != "" {
+				fc["id"] = tc.ID
+			}
+			part := map[string]any{"functionCall": fc}
+			if tc.Signature != "" {
+				part["thoughtSignature"] = tc.Signature
+			}
+			parts = append(parts, part)
+		}
 		stop := a.stop
 		if stop == "" {
 			stop = "STOP"
 		}
-		v = map[string]any{"candidates": []any{map[string]any{"content": map[string]any{"parts": parts, "role": "model"}, "finishReason": stop, "index": 0}},
+		cand := map[string]any{"content": map[string]any{"parts": parts, "role": "model"}, "finishReason": stop, "index": 0}
+		if len(a.cites) > 0 {
+			var chunks []any
+			for _, c := range a.cites {
+				chunks = append(chunks, map[string]any{"web": map[string]any{"uri": c.URL, "title": c.Title}})
+			}
+			cand["groundingMetadata"] = map[string]any{"webSearchQueries": []string{"fake search"}, "groundingChunks": chunks}
+		}
+		v = map[string]any{"candidates": []any{cand},
 			"usageMetadata": map[string]any{"promptTokenCount": u.InputTokens, "candidatesTokenCount": u.OutputTokens, "totalTokenCount": u.Total()},
 			"modelVersion":  p.Model}
 	default:
@@ -754,9 +1136,22 @@ func (s *Server) writeWhole(ctx context.Context, w http.ResponseWriter, f llm.Fo
 		if reasoning != "" {
 			msg["reasoning_content"] = reasoning
 		}
+		if len(a.calls) > 0 {
+			var tcs []any
+			for _, tc := range a.calls {
+				tcs = append(tcs, map[string]any{"id": tc.ID, "type": "function", "function": map[string]any{"name": tc.Name, "arguments": string(tc.Arguments)}})
+			}
+			msg["tool_calls"] = tcs
+			if a.text == "" {
+				msg["content"] = nil
+			}
+		}
 		stop := a.stop
 		if stop == "" {
 			stop = "stop"
+			if len(a.calls) > 0 {
+				stop = "tool_calls"
+			}
 		}
 		v = map[string]any{"id": "chatcmpl-whole", "object": "chat.completion", "created": time.Now().Unix(), "model": p.Model,
 			"choices": []any{map[string]any{"index": 0, "message": msg, "finish_reason": stop}},
