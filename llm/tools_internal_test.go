@@ -509,3 +509,197 @@ func TestNormArgs(t *testing.T) {
 		}
 	}
 }
+
+// TestPairTools: every call gets exactly one result right after it, in the
+// calls' order; orphan results are dropped, missing ones made up, user
+// messages in between moved after the results, ids made unique; the
+// caller's slices are left alone.
+func TestPairTools(t *testing.T) {
+	t.Parallel()
+	calls := []ToolCall{{ID: "a", Name: "add", Arguments: json.RawMessage(`{"a":1}`)}, {ID: "b", Name: "now"}, {Name: "x"}, {ID: "c"}}
+	in := []Message{
+		{Role: RoleTool, ToolResults: []ToolResult{{CallID: "z", Content: "orphan"}}},
+		{Role: RoleUser, Content: "go"},
+		{Role: RoleAssistant, Content: "calling", ToolCalls: calls},
+		{Role: RoleUser, Content: "meanwhile"},
+		{Role: RoleTool, ToolResults: []ToolResult{{CallID: "b", Content: "noon"}, {CallID: "nope", Content: "stray"}}},
+		{Role: RoleTool, Content: "see attached", Images: []Image{{URL: "u"}}, ToolResults: []ToolResult{{Name: "add", Content: "2"}}},
+		{Role: RoleAssistant, ToolCalls: []ToolCall{{ID: "a", Name: "add", Arguments: json.RawMessage(`nope`)}}},
+	}
+	got := pairTools(in)
+	type row struct {
+		role    Role
+		content string
+		calls   string
+		results string
+	}
+	var rows []row
+	for _, m := range got {
+		r := row{role: m.Role, content: m.Content}
+		for _, c := range m.ToolCalls {
+			r.calls += c.ID + ":" + c.Name + string(c.Arguments) + " "
+		}
+		for _, x := range m.ToolResults {
+			r.results += x.CallID + ":" + x.Name + "=" + x.Content + " "
+			if x.IsError {
+				r.results += "(error) "
+			}
+		}
+		rows = append(rows, r)
+	}
+	want := []row{
+		{RoleUser, "go", "", ""},
+		{RoleAssistant, "calling", `a:add{"a":1} b:now{} call_3:x{} `, ""},
+		{RoleTool, "", "", "a:add=2 b:now=noon call_3:x=" + noResult + " (error) "},
+		{RoleUser, "meanwhile", "", ""},
+		{RoleUser, "see attached", "", ""},
+		{RoleAssistant, "", `a_2:add{"_raw":"nope"} `, ""},
+		{RoleTool, "", "", "a_2:add=" + noResult + " (error) "},
+	}
+	if !reflect.DeepEqual(rows, want) {
+		t.Errorf("got\n%+v\nwant\n%+v", rows, want)
+	}
+	if len(got[4].Images) != 1 {
+		t.Errorf("the tool message's image was lost: %+v", got[4])
+	}
+	if calls[2].ID != "" || string(calls[0].Arguments) != `{"a":1}` || len(in[2].ToolCalls) != 4 {
+		t.Errorf("the caller's calls were changed: %+v", calls)
+	}
+	if out := pairTools(in[1:2]); &out[0] != &in[1] {
+		t.Errorf("a conversation without tools is copied")
+	}
+}
+
+// TestTurnsTools: merged turns (Anthropic, Gemini) carry results in a user
+// turn joined with the user text after them; unmerged ones keep RoleTool.
+func TestTurnsTools(t *testing.T) {
+	t.Parallel()
+	in := []Message{
+		{Role: RoleUser, Content: "go"},
+		{Role: RoleAssistant, Content: "calling", ToolCalls: []ToolCall{{ID: "a", Name: "add"}}},
+		{Role: RoleUser, Content: "meanwhile"},
+		{Role: RoleTool, ToolResults: []ToolResult{{CallID: "a", Content: "2"}}},
+		{Role: RoleUser, Content: "thanks"},
+	}
+	m := turns(in, true)
+	if len(m) != 3 || m[2].Role != RoleUser || m[2].Content != "meanwhile\n\nthanks" || len(m[2].ToolResults) != 1 || m[1].ToolCalls[0].ID != "a" {
+		t.Errorf("merged %+v", m)
+	}
+	u := turns(in, false)
+	if len(u) != 5 || u[2].Role != RoleTool || u[3].Content != "meanwhile" || u[4].Content != "thanks" {
+		t.Errorf("unmerged %+v", u)
+	}
+	// An assistant message with calls and no text is kept.
+	if m := turns([]Message{{Role: RoleAssistant, ToolCalls: []ToolCall{{ID: "a", Name: "add"}}}}, false); len(m) != 2 || m[0].Content != "" {
+		t.Errorf("calls only: %+v", m)
+	}
+}
+
+// TestGeminiSchema reduces MCP-style schemas to what Gemini takes.
+func TestGeminiSchema(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ in, want string }{
+		{``, ``},
+		{`{"type":"object","properties":{}}`, ``},
+		{`{"type":"object","additionalProperties":false}`, ``},
+		{`{"$schema":"x","type":"object","additionalProperties":false,"properties":{"a":{"type":"number","default":1,"examples":[2]}},"required":["a","gone"]}`,
+			`{"properties":{"a":{"type":"number"}},"required":["a"],"type":"object"}`},
+		{`{"type":"object","properties":{"s":{"type":["string","null"],"format":"uri","minLength":1},"t":{"type":"string","format":"date-time"},"n":{"type":"integer","format":"int64","enum":[1,2]}}}`,
+			`{"properties":{"n":{"format":"int64","type":"integer"},"s":{"minLength":1,"nullable":true,"type":"string"},"t":{"format":"date-time","type":"string"}},"type":"object"}`},
+		{`{"type":"object","properties":{"k":{"const":"on"},"o":{"anyOf":[{"type":"string"},{"type":"null"}]},"u":{"anyOf":[{"type":"string"},{"type":"number","$ref":"#/x"}]}}}`,
+			`{"properties":{"k":{"enum":["on"]},"o":{"nullable":true,"type":"string"},"u":{"anyOf":[{"type":"string"},{"type":"number"}]}},"type":"object"}`},
+		{`{"type":"object","properties":{"list":{"type":"array","items":{"type":"object","properties":{"x":{"type":"string","pattern":"^a"}},"additionalProperties":true}}}}`,
+			`{"properties":{"list":{"items":{"properties":{"x":{"pattern":"^a","type":"string"}},"type":"object"},"type":"array"}},"type":"object"}`},
+	}
+	for _, tt := range tests {
+		if got := string(geminiSchema(json.RawMessage(tt.in))); got != tt.want {
+			t.Errorf("geminiSchema(%s)\n = %s\nwant %s", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestToolsRefusal classifies refused requests that used tools.
+func TestToolsRefusal(t *testing.T) {
+	t.Parallel()
+	tools := &Request{Tools: []Tool{{Name: "add"}}}
+	search := &Request{WebSearch: true}
+	history := &Request{Messages: []Message{{Role: RoleTool, ToolResults: []ToolResult{{CallID: "a"}}}}}
+	plain := &Request{}
+	tests := []struct {
+		req  *Request
+		e    Error
+		want ErrorKind
+	}{
+		{tools, Error{Param: "tools"}, KindTools},
+		{tools, Error{Message: "This model does not support function calling"}, KindTools},
+		{tools, Error{Message: "tools[0].function.parameters: invalid schema"}, KindTools},
+		{history, Error{Message: "messages with role 'tool' must be a response to a preceeding message with 'tool_calls'"}, KindTools},
+		{tools, Error{Param: "temperature", Message: "temperature is not supported with tools"}, KindUnknown},
+		{tools, Error{Message: "Invalid image"}, KindUnknown},
+		{plain, Error{Message: "tool something"}, KindUnknown},
+		{search, Error{Message: "Tool 'web_search' is not supported with gpt-4.1-nano."}, KindWebSearch},
+		{search, Error{Message: "Search Grounding is not supported."}, KindWebSearch},
+		{search, Error{Message: "function calling is not supported"}, KindTools},
+	}
+	for _, tt := range tests {
+		if got := toolsRefusal(&tt.e, tt.req); got != tt.want {
+			t.Errorf("%+v: %v, want %v", tt.e, got, tt.want)
+		}
+	}
+}
+
+func TestAnthropicID(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{"toolu_01Ab-9": "toolu_01Ab-9", "functions.add:0": "functions_add_0", "": "call", "call é": "call___"} {
+		if got := anthropicID(in); got != want {
+			t.Errorf("anthropicID(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestGeminiGeneration(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]int{"gemini-3-pro-preview": 3, "models/gemini-2.5-flash": 2, "gemini-10-x": 10, "Gemini-3.1-Pro": 3, "gpt-4o": 0, "gemini-pro": 0} {
+		if got := geminiGeneration(in); got != want {
+			t.Errorf("geminiGeneration(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+// TestGeminiSignatureFallback: Gemini 3 refuses function calls without a
+// thoughtSignature; a history that lost it gets Google's documented skip
+// value on the first call of the turn; older models get nothing.
+func TestGeminiSignatureFallback(t *testing.T) {
+	t.Parallel()
+	msgs := []Message{
+		{Role: RoleUser, Content: "go"},
+		{Role: RoleAssistant, ToolCalls: []ToolCall{{ID: "a", Name: "add"}, {ID: "b", Name: "add"}}},
+		{Role: RoleTool, ToolResults: []ToolResult{{CallID: "a", Content: "1"}, {CallID: "b", Content: "2"}}},
+		{Role: RoleAssistant, ToolCalls: []ToolCall{{ID: "c", Name: "add", Signature: "real"}}},
+		{Role: RoleTool, ToolResults: []ToolResult{{CallID: "c", Content: "3"}}},
+	}
+	for model, want := range map[string][]string{
+		"gemini-3-flash":   {geminiSkipSignature, "", "real"},
+		"gemini-2.5-flash": {"", "", "real"},
+	} {
+		body, err := geminiWire{}.encode(&Request{Model: model, Messages: msgs}, true, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r geminiRequest
+		if err := json.Unmarshal(body.bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, c := range r.Contents {
+			for _, p := range c.Parts {
+				if p.FunctionCall != nil {
+					got = append(got, p.ThoughtSignature)
+				}
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: signatures %q, want %q", model, got, want)
+		}
+	}
+}
