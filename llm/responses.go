@@ -129,14 +129,14 @@ func (responsesWire) encode(req *Request, stream bool, drop paramSet) (*reqBody,
 
 type responsesEvent struct {
 	SequenceNumber  skip            `json:"sequence_number"`
-	ItemID          sticky          `json:"item_id"`
+	ItemID          optSticky       `json:"item_id"`
 	OutputIndex     optIndex        `json:"output_index"`
 	ContentIndex    skip            `json:"content_index"`
 	AnnotationIndex skip            `json:"annotation_index"`
 	Obfuscation     skip            `json:"obfuscation"`
 	Logprobs        skip            `json:"logprobs"`
 	Type            sticky          `json:"type"`
-	Delta           string          `json:"delta"`
+	Delta           fragment        `json:"delta"`     // text, reasoning or argument text
 	Arguments       fragment        `json:"arguments"` // response.function_call_arguments.done
 	Name            skip            `json:"name"`
 	Response        *responsesBody  `json:"response"`
@@ -280,9 +280,9 @@ type responsesUsage struct {
 
 func (responsesWire) streamEvent(st *streamState, ev sse.Event) (bool, error) {
 	e := &st.resps
-	e.Delta, e.Response, e.Code, e.Message, e.Param, e.Error, e.Item, e.Annotation = "", nil, nil, "", "", nil, nil, nil
-	e.ItemID, e.OutputIndex = "", optIndex{}
-	e.Arguments.b = e.Arguments.b[:0]
+	e.Response, e.Code, e.Message, e.Param, e.Error, e.Item, e.Annotation = nil, nil, "", "", nil, nil, nil
+	e.ItemID.ok, e.OutputIndex = false, optIndex{}
+	e.Delta.b, e.Arguments.b = e.Delta.b[:0], e.Arguments.b[:0]
 	if err := st.jd.decode(ev.Data, e); err != nil {
 		return false, errBadJSON(st, err)
 	}
@@ -292,15 +292,15 @@ func (responsesWire) streamEvent(st *streamState, ev sse.Event) (bool, error) {
 	}
 	switch typ {
 	case "response.output_text.delta":
-		return false, st.emit(e.Delta, "")
+		return false, st.emit(string(e.Delta.b), "")
 	case "response.reasoning_summary_text.delta", "response.reasoning_text.delta":
-		return false, st.emit("", e.Delta)
+		return false, st.emit("", string(e.Delta.b))
 	case "response.function_call_arguments.delta":
-		if tb := responsesTool(st, e.OutputIndex, string(e.ItemID), false); tb != nil {
-			return false, st.toolArgs(tb, []byte(e.Delta))
+		if tb := responsesTool(st, e.OutputIndex, e.ItemID.get(), false); tb != nil {
+			return false, st.toolArgs(tb, e.Delta.b)
 		}
 	case "response.function_call_arguments.done":
-		if tb := responsesTool(st, e.OutputIndex, string(e.ItemID), false); tb != nil {
+		if tb := responsesTool(st, e.OutputIndex, e.ItemID.get(), false); tb != nil {
 			st.toolWhole(tb, e.Arguments.b)
 		}
 	case "response.output_text.annotation.added":

@@ -73,6 +73,28 @@ func (s *sticky) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// optSticky is a sticky field that may be absent from a reused struct:
+// clear ok before decoding (clearing the value would make sticky allocate
+// again).
+type optSticky struct {
+	v  sticky
+	ok bool
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (o *optSticky) UnmarshalJSON(b []byte) error {
+	o.ok = true
+	return o.v.UnmarshalJSON(b)
+}
+
+// get returns the value, "" when it was absent.
+func (o *optSticky) get() string {
+	if !o.ok {
+		return ""
+	}
+	return string(o.v)
+}
+
 // jsonDec decodes a stream's events with one reused json.Decoder, which keeps
 // its scanner and decode state between events: json.Unmarshal would allocate
 // them for every chunk.
