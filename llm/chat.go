@@ -175,7 +175,25 @@ type chatDelta struct {
 	Refusal          skip                `json:"refusal"`
 	ToolCalls        []chatToolCallDelta `json:"tool_calls"`
 	FunctionCall     skip                `json:"function_call"`
-	Annotations      skip                `json:"annotations"`
+	Annotations      []chatAnnotation    `json:"annotations"`
+}
+
+// chatAnnotation is a url_citation of the models that search in Chat
+// Completions (gpt-4o-search-preview and the like).
+type chatAnnotation struct {
+	Type        string `json:"type"`
+	URLCitation *struct {
+		URL   string `json:"url"`
+		Title string `json:"title"`
+	} `json:"url_citation"`
+}
+
+func chatCite(st *streamState, as []chatAnnotation) {
+	for _, a := range as {
+		if a.Type == "url_citation" && a.URLCitation != nil {
+			st.cite(a.URLCitation.URL, a.URLCitation.Title)
+		}
+	}
 }
 
 // chatToolCallDelta is one element of a chunk's delta.tool_calls: the first
@@ -291,6 +309,7 @@ func (chatWire) streamEvent(st *streamState, ev sse.Event) (bool, error) {
 		if err := chatToolCalls(st, d.ToolCalls); err != nil {
 			return false, err
 		}
+		chatCite(st, d.Annotations)
 		if c.FinishReason != nil && *c.FinishReason != "" {
 			st.resp.StopReason = *c.FinishReason
 			st.ended = true
@@ -307,9 +326,10 @@ type chatCompletion struct {
 	Choices []struct {
 		Index   int `json:"index"`
 		Message struct {
-			Content          json.RawMessage `json:"content"`
-			ReasoningContent string          `json:"reasoning_content"`
-			Reasoning        string          `json:"reasoning"`
+			Content          json.RawMessage  `json:"content"`
+			ReasoningContent string           `json:"reasoning_content"`
+			Reasoning        string           `json:"reasoning"`
+			Annotations      []chatAnnotation `json:"annotations"`
 			ToolCalls        []struct {
 				ID       string `json:"id"`
 				Function struct {
@@ -345,6 +365,7 @@ func (chatWire) decodeBody(st *streamState, b []byte) error {
 			st.bodyReasoning = c.Message.Reasoning
 		}
 		st.resp.StopReason = c.FinishReason
+		chatCite(st, c.Message.Annotations)
 		for i, tc := range c.Message.ToolCalls {
 			tb := st.toolCall(i, "", true)
 			if err := st.toolSeen(tb, tc.ID, tc.Function.Name); err != nil {

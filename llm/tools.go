@@ -353,6 +353,11 @@ func (s *streamState) toolCalls() []ToolCall {
 		if len(tb.whole) > 0 {
 			args = tb.whole
 		}
+		if a := bytes.TrimSpace(args); bytes.HasPrefix(a, []byte("{}")) && len(a) > 2 && !json.Valid(a) && json.Valid(a[2:]) {
+			// A converter that sent the empty input of a tool_use start
+			// ("{}") before the real fragments.
+			args = a[2:]
+		}
 		out = append(out, ToolCall{ID: tb.id, Name: tb.name, Arguments: normArgs(args), Signature: tb.sig})
 	}
 	return out

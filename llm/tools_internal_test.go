@@ -162,6 +162,17 @@ func TestChatToolCallStreams(t *testing.T) {
 			calls: []wantCall{{"call_c", "add", `{"_raw":"{\"a\": 2,"}`}},
 		},
 		{
+			name: "a converter's empty input before the fragments",
+			stream: sseData(
+				chatFix(chatTC(0, `,"id":"toolu_1","type":"function","function":{"name":"add","arguments":"{}"}`), ""),
+				chatFix(chatTC(0, `,"function":{"arguments":"{\"a\":"}`), ""),
+				chatFix(chatTC(0, `,"function":{"arguments":"1}"}`), ""),
+				chatFix(`{}`, "tool_calls"),
+				"[DONE]"),
+			stop:  StopToolCalls,
+			calls: []wantCall{{"toolu_1", "add", `{"a":1}`}},
+		},
+		{
 			name: "arguments sent as an object, a call without id",
 			stream: sseData(
 				chatFix(chatTC(0, `,"type":"function","function":{"name":"add","arguments":{"a":5}}`), ""),
@@ -701,5 +712,19 @@ func TestGeminiSignatureFallback(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: signatures %q, want %q", model, got, want)
 		}
+	}
+}
+
+// TestChatSearchCitations: the search models of Chat Completions annotate
+// their text with url_citation annotations; they are citations too.
+func TestChatSearchCitations(t *testing.T) {
+	t.Parallel()
+	ann := `"annotations":[{"type":"url_citation","url_citation":{"start_index":0,"end_index":3,"url":"https://go.dev","title":"Go"}}]`
+	resp, _, err := decodeFixture(t, FormatChat, sseData(
+		chatFix(`{"content":"Go!",`+ann+`}`, ""),
+		chatFix(`{`+ann+`}`, "stop"),
+		"[DONE]"))
+	if err != nil || !reflect.DeepEqual(resp.Citations, []Citation{{"https://go.dev", "Go"}}) || resp.Text != "Go!" {
+		t.Errorf("resp %+v err %v", resp, err)
 	}
 }
