@@ -47,6 +47,64 @@
 // the catalog whether a model takes image or file input; a model that
 // refuses one fails with ErrAttachment, never silently without it.
 //
+// # Tools and web search
+//
+// Request.Tools offers functions (name within [A-Za-z0-9_-]{1,64},
+// description, JSON Schema parameters), encoded per format: chat
+// tools[].function, responses function tools (strict off), anthropic
+// input_schema tools, gemini functionDeclarations with the schema reduced
+// to what Gemini takes (no $schema, additionalProperties, $ref, default,
+// ...). The model's calls come back in Response.ToolCalls, whole, in order,
+// with StopReason StopToolCalls; while streaming, each call is announced
+// once as it starts (Delta.ToolCall) and its argument fragments count as
+// progress for the stall watchdog. Arguments are always a JSON object:
+// "{}" when empty, {"_raw": text} (RawArgsKey) when the model's text did not
+// parse. Gemini gives no ids: the client makes up "call_<n>" and keeps the
+// call's thoughtSignature (ToolCall.Signature), which Gemini 3 needs back.
+//
+// A tool loop appends the assistant Message (Text and ToolCalls) and a
+// RoleTool Message with one ToolResult per call, then calls again:
+//
+//	for {
+//		resp, err := c.Stream(ctx, req, onDelta)
+//		if err != nil || len(resp.ToolCalls) == 0 {
+//			break
+//		}
+//		req.Messages = append(req.Messages, llm.Message{Role: llm.RoleAssistant, Content: resp.Text, ToolCalls: resp.ToolCalls})
+//		var results []llm.ToolResult
+//		for _, tc := range resp.ToolCalls {
+//			text, failed := run(ctx, tc.Name, tc.Arguments) // a failure's text says why
+//			results = append(results, llm.ToolResult{CallID: tc.ID, Name: tc.Name, Content: text, IsError: failed})
+//		}
+//		req.Messages = append(req.Messages, llm.Message{Role: llm.RoleTool, ToolResults: results})
+//	}
+//
+// The history travels in each format's shape: chat assistant tool_calls and
+// role "tool" messages; responses function_call and function_call_output
+// items; anthropic tool_use blocks, then tool_result blocks first in the next
+// user turn (is_error for failures); gemini functionCall parts, then
+// functionResponse parts {"result": text} or {"error": text}; chat and
+// responses, which have no error flag, prefix a failure's text with
+// "Error: ". A Gemini 3 call whose signature was lost (a history from
+// another model) is sent with Google's documented skip value. Every format
+// wants each call answered right after it, so the client repairs a history
+// that is not: a call without a result gets an error result, a result whose
+// call was trimmed away is dropped, user messages in between move after the
+// results, and repeated ids are made unique.
+//
+// Request.WebSearch adds the built-in search: responses {"type":"web_search"},
+// anthropic's web_search server tool (max_uses AnthropicWebSearchMaxUses),
+// gemini {"google_search":{}}. Chat Completions has none: the call fails
+// with ErrNoWebSearch before anything is sent (also when a native format
+// fell back to chat). The sources the answer cites come back in
+// Response.Citations, once per URL in order of first citation (responses
+// url_citation annotations, anthropic web_search_result_location citations,
+// gemini groundingChunks, chat search models' url_citation annotations).
+//
+// A model or provider that refuses the tools fails with ErrTools (or
+// ErrNoWebSearch for the search), never retried without them; so do tool
+// definitions no format takes, before sending.
+//
 // # Formats and routing
 //
 // FormatFor decides the wire format per model:
@@ -87,13 +145,15 @@
 //     stream_options) is retried once without any optional parameter; the
 //     named one is remembered per model and left out of later requests.
 //     Images and files are never dropped: a refusal about them (or a 413)
-//     is ErrAttachment at once.
+//     is ErrAttachment at once. Nor are tools or web search: a refusal
+//     about them is ErrTools or ErrNoWebSearch at once.
 //   - 401/403 → ErrAuth; 404/405, 3xx and HTML pages → ErrBaseURL (after the
 //     native-format fallback, when one applies); 402 or exhausted quota →
 //     ErrQuota; unknown model → ErrModel; other 4xx → ErrBadRequest.
 //   - The stall watchdog cancels an attempt that receives no headers, or then
-//     no content (text, reasoning, new usage; not keep-alive comments, pings
-//     or empty chunks), for StallTimeout (ErrTimeout; not retried — the user
+//     no content (text, reasoning, tool calls and their argument fragments,
+//     web search activity, new usage; not keep-alive comments, pings or
+//     empty chunks), for StallTimeout (ErrTimeout; not retried — the user
 //     is told).
 //   - A failed catalog fetch is a *CatalogError naming the URL (without user
 //     info or query), what it answered and the fix. A key in the base URL's
@@ -113,7 +173,9 @@
 // Package llm/llmtest is a loopback fake gateway that speaks all four formats
 // and the catalog, scriptable per call (statuses, Retry-After, HTML bodies,
 // mid-stream errors, stalls with or without keep-alives, cut streams, long
-// or endless streams generated lazily, latency, usage, generated images)
-// with a request recorder that decodes every format's image and file parts,
-// refusing malformed ones like the real service.
+// or endless streams generated lazily, latency, usage, generated images,
+// tool calls with fragmented arguments, web search citations) with a
+// request recorder that decodes every format's image and file parts, tool
+// definitions, calls and results (neutral and native), refusing malformed
+// ones like the real service.
 package llm

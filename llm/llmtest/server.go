@@ -18,13 +18,22 @@
 // default behaviour: the reply set with SetReply (or, in echo mode, "echo: "
 // followed by the last user message), streamed one word per chunk at the
 // configured latency. Scripts can fail with any status, headers and body,
-// break or stall a stream, set usage numbers and return generated images.
+// break or stall a stream, set usage numbers, return generated images, call
+// tools (Script.ToolCalls) and cite web sources (Script.Citations).
 //
 // Requests are checked like the real service checks them: image and file
 // parts (data URIs, base64, media types, which roles may carry them) are
 // decoded per format, and a malformed one is refused with a 400 in the
 // format's own error shape before any script is used. Recorded.Decode gives
-// the parts back (Prompt.Parts) with their bytes.
+// the parts back (Prompt.Parts) with their bytes. Tools are checked the
+// same way: definitions (names within [A-Za-z0-9_-]{1,64}, schemas Gemini
+// cannot hold, Responses' strict default, chat web search), and the pairing
+// of calls and results (a result without its call, a call left unanswered,
+// Anthropic tool_result blocks not first in the next user turn, Gemini
+// function responses that do not answer the previous turn's calls by name
+// and number, Gemini 3 calls without a thoughtSignature). Prompt.Tools,
+// WebSearch, the messages' ToolCalls and ToolResults and Prompt.ToolParts
+// (native shapes) give them back.
 //
 // NewServer has no testing dependency so load tools can run it; New ties the
 // server to a test and closes it on cleanup.
