@@ -78,11 +78,13 @@ type Part struct {
 	Data []byte
 }
 
-// LastUser returns the text of the last user message ("" if none).
+// LastUser returns the text of the last user message ("" if none); a user
+// message that only carries tool results (Anthropic, Gemini) does not
+// count.
 func (p Prompt) LastUser() string {
 	for i := len(p.Messages) - 1; i >= 0; i-- {
-		if p.Messages[i].Role == llm.RoleUser {
-			return p.Messages[i].Content
+		if m := p.Messages[i]; m.Role == llm.RoleUser && (m.Content != "" || len(m.ToolResults) == 0) {
+			return m.Content
 		}
 	}
 	return ""
