@@ -200,6 +200,10 @@ type Adapter struct {
 	handled *recentSet // text commands already run (event keys)
 
 	rejects lograte.Limiter // one log line per kind of refused HTTP request per 10 s
+
+	// afterIncoming, when set (tests), is called when a message event has
+	// been dealt with: ignored, or handed to the engine.
+	afterIncoming func(channel, ts string)
 }
 
 // identity is who the bot is, from auth.test.

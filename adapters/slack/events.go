@@ -182,9 +182,16 @@ func (a *Adapter) dispatchEvent(ctx context.Context, ev slackevents.EventsAPIEve
 	a.serial.Do(in.channel, func() { a.processIncoming(ctx, in) })
 }
 
+// slackbotUserID is Slackbot, whose system notices (in the bot's DM too)
+// carry a user id but no bot_id.
+const slackbotUserID = "USLACKBOT"
+
 // processIncoming normalizes one message and hands it to the engine.
 func (a *Adapter) processIncoming(ctx context.Context, in incoming) {
-	if ctx.Err() != nil {
+	if a.afterIncoming != nil {
+		defer a.afterIncoming(in.channel, in.ts)
+	}
+	if ctx.Err() != nil || in.user == slackbotUserID {
 		return
 	}
 	id, err := a.identity(ctx)

@@ -89,7 +89,7 @@ func TestHTTPEventsAPI(t *testing.T) {
 		if unsigned.StatusCode != http.StatusUnauthorized {
 			t.Errorf("unsigned command: status %d", unsigned.StatusCode)
 		}
-		settle()
+		e.barrier("C1")
 		if n := e.prompts(); n != 0 {
 			t.Fatalf("model calls = %d after refused requests", n)
 		}
@@ -115,7 +115,7 @@ func TestHTTPEventsAPI(t *testing.T) {
 		if code != 200 {
 			t.Fatalf("retry status %d", code)
 		}
-		settle()
+		e.barrier("C1")
 		if n := e.prompts(); n != 1 {
 			t.Fatalf("model calls = %d, want 1", n)
 		}
