@@ -221,7 +221,7 @@ func (a *Adapter) processIncoming(ctx context.Context, in incoming) {
 	key := "slack:" + in.team + ":" + in.channel + ":" + in.ts
 	text := a.resolveText(ctx, in.text, id.userID)
 	author := a.users.get(ctx, a.api, in.user)
-	out := &output{a: a, team: in.team, channel: in.channel, thread: thread, user: in.user, dm: dm}
+	out := &output{a: a, team: in.team, channel: in.channel, thread: thread, user: in.user, dm: dm, source: in.ts}
 
 	if name, args, ok := a.textCommand(text); ok && (dm || mentioned) {
 		if !a.handled.Add(key) {
