@@ -133,6 +133,36 @@ func TestHTTPEventsAPI(t *testing.T) {
 		}
 	})
 
+	t.Run("ssl_check", func(t *testing.T) {
+		// Slack checks a slash command's request URL with a form POST that
+		// carries ssl_check=1 and a token instead of a command.
+		body := []byte("ssl_check=1&token=gIkuvaNzQIHg97ATvDxqgjtO")
+		for _, c := range []struct {
+			name   string
+			signed bool
+		}{{"signed", true}, {"unsigned", false}} {
+			var code int
+			var got string
+			if c.signed {
+				code, got = e.post("/slack/commands", form, body, testSecret, time.Now(), nil)
+			} else {
+				resp, err := http.Post(e.srv.URL+"/slack/commands", form, strings.NewReader(string(body)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				code, got = resp.StatusCode, string(b)
+			}
+			if code != http.StatusOK || got != "" {
+				t.Errorf("%s ssl_check: %d %q, want a plain 200", c.name, code, got)
+			}
+		}
+		if r := e.slack.Responses(); len(r) != 0 {
+			t.Errorf("ssl_check was answered like a command: %+v", r)
+		}
+	})
+
 	t.Run("interactivity", func(t *testing.T) {
 		f, err := slacktest.InteractionForm(map[string]any{
 			"type": "block_suggestion", "action_id": modelActionID, "block_id": "cometbot_model", "value": "gpt",
