@@ -34,6 +34,9 @@ const DefaultAPIURL = "https://slack.com/api/"
 type Engine interface {
 	// HandleMessage takes one incoming message; the reply streams to out.
 	HandleMessage(ctx context.Context, m bot.Message, out bot.Output) error
+	// Addressed reports whether a message is addressed to the bot (asked
+	// before looking up the mentions of a thread message without a mention).
+	Addressed(ctx context.Context, m bot.Message) (bool, error)
 	// HandleCommand runs a slash command and returns its answer quickly.
 	HandleCommand(ctx context.Context, c bot.Command) bot.Answer
 	// ModelChoices returns model picker entries matching query.
