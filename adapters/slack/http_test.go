@@ -106,8 +106,8 @@ func TestHTTPEventsAPI(t *testing.T) {
 		if code != 200 {
 			t.Fatalf("status %d", code)
 		}
-		if el := time.Since(start); el > time.Second {
-			t.Errorf("ack took %v", el)
+		if el := time.Since(start); el > 3*time.Second {
+			t.Errorf("ack took %v, beyond Slack's 3 s", el)
 		}
 		e.waitThread("C1", ev.TS, []string{"echo: over http"})
 		// Slack's retry of the same event.
