@@ -160,6 +160,9 @@ func (a *Adapter) onMessage(m *discordgo.Message) {
 
 // handleMessage normalizes one message and gives it to the engine.
 func (a *Adapter) handleMessage(ctx context.Context, m *discordgo.Message) {
+	if a.afterMessage != nil {
+		defer a.afterMessage(m.ID)
+	}
 	msg, tgt, ok := a.normalize(ctx, m)
 	if !ok {
 		return
