@@ -38,10 +38,15 @@ func (r *reply) nonceFor(i int) string {
 	if r.nonces == nil {
 		r.nonces = map[int]string{}
 	}
-	r.posts++
-	n := r.id + "." + strconv.Itoa(r.posts)
+	n := r.newNonce()
 	r.nonces[i] = n
 	return n
+}
+
+// newNonce returns a nonce no other message of the reply has.
+func (r *reply) newNonce() string {
+	r.posts++
+	return r.id + "." + strconv.Itoa(r.posts)
 }
 
 // sendMessage posts data to a channel with nonce and enforce_nonce, as JSON

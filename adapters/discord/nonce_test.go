@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cometbot/cometbot/adapters/discord/discordtest"
+	"github.com/cometbot/cometbot/bot"
 	"github.com/cometbot/cometbot/llm/llmtest"
 )
 
@@ -85,6 +86,53 @@ func TestE2ELostPostAnswersCreateNoSecondCopy(t *testing.T) {
 				t.Errorf("%d posts, %d lost answers, for %d parts", len(posts), faulted, len(parts))
 			}
 			checkAllowedMentions(t, e.srv)
+		})
+	}
+}
+
+// TestLostUploadAnswerCreatesNoSecondCopy: a message carrying files whose
+// answers are lost is retried with its nonce: one message with the files.
+func TestLostUploadAnswerCreatesNoSecondCopy(t *testing.T) {
+	t.Parallel()
+	for _, fault := range []discordtest.Fault{discordtest.FaultBadResponse, discordtest.FaultDrop} {
+		t.Run(string(fault), func(t *testing.T) {
+			t.Parallel()
+			eng := newFakeEngine()
+			eng.files = func(bot.Message) []bot.File {
+				return []bot.File{{Name: "cat.png", MIMEType: "image/png", Data: pngBytes(3000)}}
+			}
+			e := start(t, eng, envOpts{})
+			dm := e.srv.DMChannel(discordtest.AliceID)
+			for range 2 { // after the text, the upload loses two answers
+				e.srv.FailAfterStoreSkipping("POST", "/channels/"+dm+"/messages", 1, fault)
+			}
+			e.srv.UserMessage(discordtest.Post{ChannelID: dm, Content: "draw a cat"})
+			eng.waitTurns(t, 1)
+			e.waitFor("upload result", func() bool { return len(eng.uploadResults()) == 1 })
+			if err := eng.uploadResults()[0]; err != nil {
+				t.Fatalf("Upload = %v", err)
+			}
+			e.barrier(dm)
+			ms := e.srv.BotMessages(dm)
+			if len(ms) != 2 || ms[0].Content != "echo: draw a cat" || len(ms[1].Files) != 1 {
+				var got []string
+				for _, m := range ms {
+					got = append(got, fmt.Sprintf("%q with %d files", m.Content, len(m.Files)))
+				}
+				t.Fatalf("DM messages: %s; want the answer and one message with the file", strings.Join(got, ", "))
+			}
+			var lost int
+			for _, c := range e.srv.CallsTo("POST", "/channels/"+dm+"/messages") {
+				if c.Fault != "" {
+					lost++
+					if !strings.HasPrefix(c.ContentType, "multipart/") {
+						t.Errorf("the text post lost its answer, not the upload")
+					}
+				}
+			}
+			if lost != 2 {
+				t.Errorf("%d lost answers, want 2", lost)
+			}
 		})
 	}
 }

@@ -208,13 +208,26 @@ func injectFault(w http.ResponseWriter, f Fault) {
 func (s *Server) takeAfterFault(method, path string) Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, f := range s.faults {
-		if f.after != "" && f.method == method && strings.Contains(path, f.path) {
-			s.faults = append(s.faults[:i], s.faults[i+1:]...)
-			return f.after
+	fire := -1
+	for i := range s.faults {
+		f := &s.faults[i]
+		if f.after == "" || f.method != method || !strings.Contains(path, f.path) {
+			continue
+		}
+		if f.skip > 0 {
+			f.skip--
+			continue
+		}
+		if fire < 0 {
+			fire = i
 		}
 	}
-	return ""
+	if fire < 0 {
+		return ""
+	}
+	f := s.faults[fire]
+	s.faults = append(s.faults[:fire], s.faults[fire+1:]...)
+	return f.after
 }
 
 func (s *Server) takeFault(method, path string) (reply, bool) {

@@ -223,6 +223,7 @@ type fault struct {
 	body         string
 	retryAfter   time.Duration
 	after        Fault // fail the transport after the request took effect
+	skip         int   // matching requests to let through first (after faults)
 }
 
 // Fault is a transport failure the fake injects after a request took
@@ -592,9 +593,15 @@ func (s *Server) FailNext(method, part string, status int, body string) {
 // part take effect (a message post stores the message and dispatches it)
 // and then fail in transport with fault, as when a response is lost.
 func (s *Server) FailAfterStore(method, part string, f Fault) {
+	s.FailAfterStoreSkipping(method, part, 0, f)
+}
+
+// FailAfterStoreSkipping is FailAfterStore for the matching request that
+// follows the next skip matching requests that take effect.
+func (s *Server) FailAfterStoreSkipping(method, part string, skip int, f Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults = append(s.faults, fault{method: method, path: part, after: f})
+	s.faults = append(s.faults, fault{method: method, path: part, after: f, skip: skip})
 }
 
 // RateLimitNext makes the next request with the method whose path contains
