@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -101,6 +102,13 @@ func hasPostID(postID string) func(slack.Message) bool {
 	return func(m slack.Message) bool {
 		id, _ := m.Metadata.EventPayload[postIDKey].(string)
 		return m.Metadata.EventType == replyEventType && id == postID
+	}
+}
+
+// sharesFile matches the message that shares the uploaded file id.
+func sharesFile(id string) func(slack.Message) bool {
+	return func(m slack.Message) bool {
+		return slices.ContainsFunc(m.Files, func(f slack.File) bool { return f.ID == id })
 	}
 }
 

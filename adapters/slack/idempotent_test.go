@@ -16,6 +16,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/cometbot/cometbot/adapters/slack/slacktest"
+	"github.com/cometbot/cometbot/bot"
 	"github.com/cometbot/cometbot/llm/llmtest"
 )
 
@@ -242,6 +243,46 @@ func TestTSBefore(t *testing.T) {
 	for _, tt := range tests {
 		if got := tsBefore(tt.a, tt.b); got != tt.want {
 			t.Errorf("tsBefore(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+// TestLostUploadCompletionIsNotRepeated: files.completeUploadExternal
+// shares the file as a message; when its answer is lost the conversation is
+// read back for a message sharing the file instead of completing it again.
+func TestLostUploadCompletionIsNotRepeated(t *testing.T) {
+	t.Parallel()
+	for _, fault := range []slacktest.Fault{slacktest.FaultReset, slacktest.FaultBadResponse} {
+		for _, inThread := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/thread=%v", fault, inThread), func(t *testing.T) {
+				t.Parallel()
+				a, fake := newOutputEnv(t, nil)
+				ctx := context.Background()
+				thread := ""
+				if inThread {
+					parent := fake.DM("U1", "D1", "draw a cat", "")
+					fake.EventCallback(parent) // stored
+					thread = parent.TS
+				}
+				out := &output{a: a, team: "T1", channel: "D1", thread: thread, user: "U1", dm: true}
+				r, err := out.Start(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := r.Finish(ctx, "Here is your cat."); err != nil {
+					t.Fatal(err)
+				}
+				fake.FailAfterStore("files.completeUploadExternal", fault)
+				if err := r.(bot.FileUploader).Upload(ctx, []bot.File{{Name: "cat.png", MIMEType: "image/png", Data: pngBytes}}); err != nil {
+					t.Fatalf("Upload = %v", err)
+				}
+				if got := fake.Uploads("D1", thread); len(got) != 1 {
+					t.Fatalf("%d shares of the file", len(got))
+				}
+				if n := len(fake.Calls("files.completeUploadExternal")); n != 1 {
+					t.Errorf("files.completeUploadExternal called %d times", n)
+				}
+			})
 		}
 	}
 }

@@ -916,6 +916,17 @@ func (s *Server) messageJSON(m *Message, withMetadata bool) map[string]any {
 	if withMetadata && m.Metadata != nil {
 		js["metadata"] = m.Metadata
 	}
+	if len(m.Files) > 0 {
+		var files []any
+		for _, id := range m.Files {
+			f := map[string]any{"id": id}
+			if sf, ok := s.files[id]; ok {
+				f["name"], f["title"] = sf.Name, sf.Title
+			}
+			files = append(files, f)
+		}
+		js["files"] = files
+	}
 	return js
 }
 
