@@ -385,22 +385,10 @@ func (e *Engine) HandleMessage(ctx context.Context, m Message, out Output) error
 		return ErrIgnored
 	}
 	key := m.Scope().ConversationKey()
-	if !m.DM && !m.Mentioned && !m.ContinuesBot {
-		if m.Thread == "" || e.opts.MentionRequiredInThreads {
-			return ErrIgnored
-		}
-		// A thread whose first turn is still running counts as the bot's.
-		ok := e.active(key)
-		var err error
-		if !ok {
-			ok, err = e.opts.Store.ConversationExists(ctx, key)
-		}
-		if err != nil {
-			return fmt.Errorf("bot: %w", err)
-		}
-		if !ok {
-			return ErrIgnored
-		}
+	if ok, err := e.Addressed(ctx, m); err != nil {
+		return err
+	} else if !ok {
+		return ErrIgnored
 	}
 	if m.EventID != "" {
 		first, err := e.firstSighting(ctx, m.EventID)
@@ -424,6 +412,30 @@ func (e *Engine) HandleMessage(ctx context.Context, m Message, out Output) error
 		return nil
 	}
 	return e.enqueue(job{msg: m, out: out, key: key, queued: e.opts.Now()})
+}
+
+// Addressed reports whether m is addressed to the bot: a direct message, a
+// mention, a reply to the bot, or (unless mentions are required in threads)
+// a message in a thread the bot takes part in. It is the addressing rule
+// HandleMessage applies; adapters ask it before costly work on a message
+// (resolving its mentions), after their own cheap checks.
+func (e *Engine) Addressed(ctx context.Context, m Message) (bool, error) {
+	if m.DM || m.Mentioned || m.ContinuesBot {
+		return true, nil
+	}
+	if m.Thread == "" || e.opts.MentionRequiredInThreads {
+		return false, nil
+	}
+	// A thread whose first turn is still running counts as the bot's.
+	key := m.Scope().ConversationKey()
+	if e.active(key) {
+		return true, nil
+	}
+	ok, err := e.opts.Store.ConversationExists(ctx, key)
+	if err != nil {
+		return false, fmt.Errorf("bot: %w", err)
+	}
+	return ok, nil
 }
 
 // active reports whether the conversation has queued or running turns.

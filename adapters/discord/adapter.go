@@ -101,6 +101,10 @@ type Adapter struct {
 	readyCh chan struct{}
 	discCh  chan struct{}
 	wg      sync.WaitGroup // reply workers and interaction handlers
+
+	// afterMessage, when set (tests), is called when a worker has dealt
+	// with a message: dropped it, or handed it to the engine.
+	afterMessage func(id string)
 }
 
 // New creates an adapter; it does not connect (Run does). engine may be nil

@@ -213,7 +213,7 @@ func TestE2EResumeReplayIsNotAnsweredTwice(t *testing.T) {
 		ms := e.srv.BotMessages(general)
 		return len(ms) >= 2 && ms[len(ms)-1].Content == "echo: after resume"
 	})
-	time.Sleep(200 * time.Millisecond) // a duplicate answer would be posted by now
+	e.barrier(general)
 	ms := e.srv.BotMessages(general)
 	if len(ms) != 2 || ms[1].Content != "echo: after resume" {
 		t.Errorf("bot messages after resume: %+v", ms)
@@ -262,7 +262,7 @@ func TestE2EModelErrorShowsOneShortMessage(t *testing.T) {
 	h.Gateway.Enqueue(llmtest.Script{Status: 400, ErrorMessage: "bad request from test", ErrorType: "invalid_request_error"})
 	e.srv.UserMessage(discordtest.Post{ChannelID: general, Content: mention(botID) + " fail please"})
 	e.waitFor("failure notice", func() bool { return len(e.srv.BotMessages(general)) == 1 })
-	time.Sleep(100 * time.Millisecond)
+	e.barrier(general)
 	ms := e.srv.BotMessages(general)
 	if len(ms) != 1 || !strings.HasPrefix(ms[0].Content, "⚠️") || strings.Count(ms[0].Content, "⚠️") != 1 || len(ms[0].Content) > 400 {
 		t.Errorf("failure messages = %+v", ms)

@@ -3,7 +3,6 @@ package discord
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/bwmarrin/discordgo"
@@ -60,7 +59,8 @@ func (a *Adapter) addHandlers() {
 	})
 	s.AddHandler(func(_ *discordgo.Session, r *discordgo.GuildRoleCreate) { a.onRole(r.GuildRole) })
 	s.AddHandler(func(_ *discordgo.Session, r *discordgo.GuildRoleUpdate) { a.onRole(r.GuildRole) })
-	s.AddHandler(func(_ *discordgo.Session, m *discordgo.MessageCreate) { a.onMessage(m.Message) })
+	// MESSAGE_CREATE, and the role tags discordgo drops: see raw.go.
+	s.AddHandler(func(_ *discordgo.Session, e *discordgo.Event) { a.onRawEvent(e) })
 	s.AddHandler(func(_ *discordgo.Session, i *discordgo.InteractionCreate) { a.onInteraction(i.Interaction) })
 }
 
@@ -102,10 +102,9 @@ func (a *Adapter) onGuild(g *discordgo.Guild) {
 	}
 	a.mu.Lock()
 	a.guilds[g.ID] = true
-	name := a.botName
 	a.mu.Unlock()
 	for _, r := range g.Roles {
-		a.putRole(r, name)
+		a.putRole(r)
 	}
 }
 
@@ -113,25 +112,16 @@ func (a *Adapter) onRole(gr *discordgo.GuildRole) {
 	if gr == nil || gr.Role == nil {
 		return
 	}
-	a.mu.Lock()
-	name := a.botName
-	a.mu.Unlock()
-	a.putRole(gr.Role, name)
+	a.putRole(gr.Role)
 }
 
-// putRole caches a role's name. A managed role named like the bot is the
-// role Discord made for it when it joined; people often @mention that role
-// meaning the bot, so it counts as a mention.
-func (a *Adapter) putRole(r *discordgo.Role, botName string) {
+// putRole caches a role's name. Whether it is the bot's own managed role
+// (a mention of it addresses the bot) is read from its tags (noteRoleTags).
+func (a *Adapter) putRole(r *discordgo.Role) {
 	if r == nil || r.ID == "" {
 		return
 	}
 	a.roles.Put(r.ID, roleInfo{Name: r.Name, Managed: r.Managed})
-	if r.Managed && botName != "" && strings.EqualFold(r.Name, botName) {
-		a.mu.Lock()
-		a.botRoles[r.ID] = true
-		a.mu.Unlock()
-	}
 }
 
 // onMessage filters what the bot never answers (its own and other bots'
@@ -160,6 +150,9 @@ func (a *Adapter) onMessage(m *discordgo.Message) {
 
 // handleMessage normalizes one message and gives it to the engine.
 func (a *Adapter) handleMessage(ctx context.Context, m *discordgo.Message) {
+	if a.afterMessage != nil {
+		defer a.afterMessage(m.ID)
+	}
 	msg, tgt, ok := a.normalize(ctx, m)
 	if !ok {
 		return

@@ -341,6 +341,8 @@ func (r *reply) Upload(ctx context.Context, files []bot.File) error {
 type uploadPayload struct {
 	AllowedMentions *discordgo.MessageAllowedMentions `json:"allowed_mentions"`
 	Attachments     []uploadAttachment                `json:"attachments"`
+	Nonce           string                            `json:"nonce,omitempty"`
+	EnforceNonce    bool                              `json:"enforce_nonce,omitempty"`
 }
 
 // uploadAttachment lists files[n] in attachments[] by its placeholder n.
@@ -349,9 +351,10 @@ type uploadAttachment struct {
 	Filename string `json:"filename"`
 }
 
-// postFiles posts one message carrying files.
+// postFiles posts one message carrying files, with a nonce (see nonce.go)
+// so that a retry after a lost answer creates no second message.
 func (r *reply) postFiles(ctx context.Context, files []bot.File) error {
-	payload := uploadPayload{AllowedMentions: noMentions()}
+	payload := uploadPayload{AllowedMentions: noMentions(), Nonce: r.newNonce(), EnforceNonce: true}
 	parts := make([]*discordgo.File, len(files))
 	for i, f := range files {
 		name := uploadName(f, i)
@@ -371,7 +374,10 @@ func (r *reply) postFiles(ctx context.Context, files []bot.File) error {
 		if err != nil {
 			return err
 		}
-		return json.Unmarshal(resp, &m)
+		if err := json.Unmarshal(resp, &m); err != nil {
+			return fmt.Errorf("%w: %w", discordgo.ErrJSONUnmarshal, err)
+		}
+		return nil
 	})
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,7 +39,8 @@ type fakeEngine struct {
 	files   func(m bot.Message) []bot.File
 	uploads []error
 
-	wg sync.WaitGroup
+	wg       sync.WaitGroup
+	inFlight atomic.Int32
 }
 
 func newFakeEngine() *fakeEngine {
@@ -71,9 +73,11 @@ func (e *fakeEngine) HandleMessage(ctx context.Context, m bot.Message, out bot.O
 		files = e.files(m)
 	}
 	e.wg.Add(1)
+	e.inFlight.Add(1)
 	e.mu.Unlock()
 	go func() {
 		defer e.wg.Done()
+		defer e.inFlight.Add(-1)
 		ctx := context.Background()
 		r, err := out.Start(ctx)
 		if err != nil {
@@ -110,6 +114,9 @@ func (e *fakeEngine) HandleMessage(ctx context.Context, m bot.Message, out bot.O
 	}()
 	return nil
 }
+
+// InFlight returns the number of turns still running.
+func (e *fakeEngine) InFlight() int { return int(e.inFlight.Load()) }
 
 func (e *fakeEngine) fail(err error) {
 	e.mu.Lock()
@@ -219,6 +226,9 @@ type env struct {
 	srv *discordtest.Server
 	a   *Adapter
 	eng Engine
+
+	mu      sync.Mutex
+	handled map[string]bool // ids of messages the workers dealt with
 }
 
 type envOpts struct {
@@ -254,6 +264,8 @@ func start(t *testing.T, eng Engine, o envOpts) *env {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	e := &env{t: t, srv: srv, a: a, eng: eng, handled: map[string]bool{}}
+	a.afterMessage = e.noteHandled
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
@@ -268,13 +280,42 @@ func start(t *testing.T, eng Engine, o envOpts) *env {
 			t.Error("Run did not return")
 		}
 	})
-	e := &env{t: t, srv: srv, a: a, eng: eng}
 	if !o.noWait {
 		e.waitFor("adapter ready with commands registered", func() bool {
 			return a.Ready() && len(srv.CallsTo("PUT", "/commands")) > 0
 		})
 	}
 	return e
+}
+
+func (e *env) noteHandled(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.handled[id] = true
+}
+
+func (e *env) wasHandled(id string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.handled[id]
+}
+
+// barrier returns when everything dispatched to the adapter so far in the
+// given channels has been dealt with and the engine has no turn running:
+// then anything that was going to be answered (twice) has been. It sends a
+// blank message (as Discord delivers them without the message content
+// intent) to each channel behind the events under test, on the same ordered
+// path (gateway, then the channel's worker), and waits until the adapter has
+// dealt with it.
+func (e *env) barrier(channels ...string) {
+	e.t.Helper()
+	for _, ch := range channels {
+		m := e.srv.UserMessage(discordtest.Post{ChannelID: ch})
+		e.waitFor("barrier in "+ch, func() bool { return e.wasHandled(m.ID) })
+	}
+	if eng, ok := e.eng.(interface{ InFlight() int }); ok {
+		e.waitFor("engine idle", func() bool { return eng.InFlight() == 0 })
+	}
 }
 
 func (e *env) waitFor(what string, cond func() bool) {

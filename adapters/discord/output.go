@@ -118,7 +118,10 @@ type reply struct {
 	t        target
 	setup    bool
 	msgs     []posted
-	rendered int // version last rendered
+	rendered int            // version last rendered
+	id       string         // random; with posts it makes the nonces
+	posts    int            // nonces made so far
+	nonces   map[int]string // part -> nonce of a post not yet confirmed
 }
 
 // newReply makes a reply whose worker lives until the engine's turn context
@@ -145,7 +148,7 @@ func newReply(ctx context.Context, a *Adapter, t target) *reply {
 	}
 	wctx, wcancel := context.WithCancel(rctx)
 	return &reply{
-		a: a, t: t,
+		a: a, t: t, id: newReplyID(),
 		ctx: rctx, cancel: cancel,
 		waitCtx: wctx, waitCancel: wcancel,
 		wake: make(chan struct{}, 1),
@@ -375,33 +378,32 @@ func (r *reply) renderPaced(waitCtx, opCtx context.Context, parts []string, alre
 		return r.a.pacer.wait(waitCtx, r.t.channel)
 	}
 	for i, p := range parts {
-		if i < len(r.msgs) {
-			if r.msgs[i].content == p {
-				continue
-			}
-			err := r.write(waitCtx, wait, func() error {
-				_, err := r.a.session.ChannelMessageEditComplex(&discordgo.MessageEdit{
-					ID: r.msgs[i].id, Channel: r.t.channel, Content: &p, AllowedMentions: noMentions(),
-				}, discordgo.WithContext(opCtx), discordgo.WithRetryOnRatelimit(false))
-				return err
-			})
-			if restCode(err) == discordgo.ErrCodeUnknownMessage {
-				// Someone deleted it: post the text again instead.
-				r.msgs = append(r.msgs[:i:i], r.msgs[i+1:]...)
-				if err = r.post(waitCtx, opCtx, wait, i, p); err != nil {
-					return err
-				}
-				continue
-			}
-			if err != nil {
+		if i >= len(r.msgs) {
+			if err := r.post(waitCtx, opCtx, wait, i, p); err != nil {
 				return err
 			}
-			r.msgs[i].content = p
+		}
+		if r.msgs[i].content == p {
+			continue // a retried post may return the message with older text: edited below
+		}
+		err := r.write(waitCtx, wait, func() error {
+			_, err := r.a.session.ChannelMessageEditComplex(&discordgo.MessageEdit{
+				ID: r.msgs[i].id, Channel: r.t.channel, Content: &p, AllowedMentions: noMentions(),
+			}, discordgo.WithContext(opCtx), discordgo.WithRetryOnRatelimit(false))
+			return err
+		})
+		if restCode(err) == discordgo.ErrCodeUnknownMessage {
+			// Someone deleted it: post the text again instead.
+			r.msgs = append(r.msgs[:i:i], r.msgs[i+1:]...)
+			if err = r.post(waitCtx, opCtx, wait, i, p); err != nil {
+				return err
+			}
 			continue
 		}
-		if err := r.post(waitCtx, opCtx, wait, i, p); err != nil {
+		if err != nil {
 			return err
 		}
+		r.msgs[i].content = p
 	}
 	for len(r.msgs) > len(parts) {
 		last := r.msgs[len(r.msgs)-1]
@@ -416,25 +418,29 @@ func (r *reply) renderPaced(waitCtx, opCtx context.Context, parts []string, alre
 	return nil
 }
 
-// post sends part i as a new message and records it.
+// post sends part i as a new message and records it (with the text the
+// message has: a retry with the part's nonce returns the message created by
+// an earlier attempt, which may show older text).
 func (r *reply) post(waitCtx, opCtx context.Context, wait func() error, i int, p string) error {
 	send := &discordgo.MessageSend{Content: p, AllowedMentions: noMentions()}
 	if i == 0 && r.t.replyRef && r.t.source != "" {
 		no := false
 		send.Reference = &discordgo.MessageReference{MessageID: r.t.source, ChannelID: r.t.channel, GuildID: r.t.guild, FailIfNotExists: &no}
 	}
+	nonce := r.nonceFor(i)
 	var m *discordgo.Message
 	err := r.write(waitCtx, wait, func() error {
 		var err error
-		m, err = r.a.session.ChannelMessageSendComplex(r.t.channel, send, discordgo.WithContext(opCtx), discordgo.WithRetryOnRatelimit(false))
+		m, err = r.a.sendMessage(opCtx, r.t.channel, send, nonce)
 		return err
 	})
 	if err != nil {
 		return err
 	}
+	delete(r.nonces, i)
 	r.msgs = append(r.msgs, posted{})
 	copy(r.msgs[i+1:], r.msgs[i:])
-	r.msgs[i] = posted{id: m.ID, content: p}
+	r.msgs[i] = posted{id: m.ID, content: m.Content}
 	if r.t.conv != "" {
 		r.a.convs.Put(m.ID, r.t.conv)
 	}
@@ -493,9 +499,10 @@ func restCode(err error) int {
 	return 0
 }
 
-// transient reports errors worth retrying: 5xx and network failures.
+// transient reports errors worth retrying: 5xx, network failures and
+// undecodable answers. Posts are safe to retry because they carry a nonce.
 func transient(err error) bool {
-	if st := restStatus(err); st >= 500 {
+	if st := restStatus(err); st >= 500 || errors.Is(err, discordgo.ErrJSONUnmarshal) {
 		return true
 	}
 	var ne net.Error

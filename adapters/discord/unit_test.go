@@ -252,10 +252,16 @@ func TestPacerSpacesWritesPerChannel(t *testing.T) {
 			t.Errorf("channel %s: 4 writes within %s, want spaced ~110ms apart", ch, span)
 		}
 	}
-	// Another channel is not slowed down by those two.
-	start := time.Now()
-	if err := p.wait(ctx, "c"); err != nil || time.Since(start) > 50*time.Millisecond {
-		t.Errorf("fresh channel waited %s (%v)", time.Since(start), err)
+	// Another channel is not slowed down by a busy one: with one write per
+	// hour, a shared budget would hold the fresh channel for an hour.
+	slow := newPacer(1, time.Hour)
+	if err := slow.wait(ctx, "busy"); err != nil {
+		t.Fatal(err)
+	}
+	fresh, cancelFresh := context.WithTimeout(ctx, 10*time.Second)
+	defer cancelFresh()
+	if err := slow.wait(fresh, "c"); err != nil {
+		t.Errorf("fresh channel waited behind a busy one: %v", err)
 	}
 	// admit caps writes on the wire: 5 within the guard window, then waits.
 	g := newPacer(5, 200*time.Millisecond) // guard 220ms

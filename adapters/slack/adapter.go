@@ -34,6 +34,9 @@ const DefaultAPIURL = "https://slack.com/api/"
 type Engine interface {
 	// HandleMessage takes one incoming message; the reply streams to out.
 	HandleMessage(ctx context.Context, m bot.Message, out bot.Output) error
+	// Addressed reports whether a message is addressed to the bot (asked
+	// before looking up the mentions of a thread message without a mention).
+	Addressed(ctx context.Context, m bot.Message) (bool, error)
 	// HandleCommand runs a slash command and returns its answer quickly.
 	HandleCommand(ctx context.Context, c bot.Command) bot.Answer
 	// ModelChoices returns model picker entries matching query.
@@ -200,6 +203,10 @@ type Adapter struct {
 	handled *recentSet // text commands already run (event keys)
 
 	rejects lograte.Limiter // one log line per kind of refused HTTP request per 10 s
+
+	// afterIncoming, when set (tests), is called when a message event has
+	// been dealt with: ignored, or handed to the engine.
+	afterIncoming func(channel, ts string)
 }
 
 // identity is who the bot is, from auth.test.

@@ -16,6 +16,7 @@ import (
 type nopEngine struct{}
 
 func (nopEngine) HandleMessage(context.Context, bot.Message, bot.Output) error { return bot.ErrIgnored }
+func (nopEngine) Addressed(context.Context, bot.Message) (bool, error)         { return false, nil }
 func (nopEngine) HandleCommand(context.Context, bot.Command) bot.Answer {
 	return bot.Answer{Text: "ok", Private: true}
 }

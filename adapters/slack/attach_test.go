@@ -34,6 +34,10 @@ func (e *recEngine) HandleMessage(_ context.Context, m bot.Message, _ bot.Output
 	return nil
 }
 
+// Addressed says yes to everything: the recorder takes every message the
+// adapter would hand over.
+func (e *recEngine) Addressed(context.Context, bot.Message) (bool, error) { return true, nil }
+
 // wait returns the message with the given ts once the engine has it.
 func (e *recEngine) wait(t *testing.T, ts string) bot.Message {
 	t.Helper()

@@ -228,7 +228,7 @@ func TestTextCommandsInThreads(t *testing.T) {
 	if p := e.lastPrompt(); len(p.Messages) != 1 {
 		t.Fatalf("history after thread /reset: %+v", p.Messages)
 	}
-	settle()
+	e.barrier("C1")
 	if n := len(e.bodies("C1", ev.TS)); n != 3 {
 		t.Fatalf("%d messages in thread, want 3 (the doubled /reset must run once)", n)
 	}

@@ -31,7 +31,7 @@ func TestMentionGetsThreadedStreamedReply(t *testing.T) {
 		t.Fatalf("unexpected rendering %q", want)
 	}
 	e.waitThread("C1", ev.TS, want)
-	settle()
+	e.barrier("C1")
 	if n := e.prompts(); n != 1 {
 		t.Fatalf("model calls = %d, want 1 (double delivery must be answered once)", n)
 	}
@@ -85,7 +85,7 @@ func TestThreadFollowUpCarriesHistory(t *testing.T) {
 
 	// Channel chatter outside the thread is not for the bot.
 	e.slack.SendEvent(e.slack.ChannelMessage("U1", "C1", "lunch?", ""))
-	settle()
+	e.barrier("C1")
 	if n := e.prompts(); n != 2 {
 		t.Fatalf("model calls = %d, want 2", n)
 	}
@@ -102,7 +102,7 @@ func TestThreadFollowUpNeedsMentionWhenConfigured(t *testing.T) {
 	e.slack.SendEvent(ev)
 	e.waitThread("C1", ev.TS, []string{"echo: hello"})
 	e.slack.SendEvent(e.slack.ChannelMessage("U1", "C1", "no mention", ev.TS))
-	settle()
+	e.barrier("C1")
 	if n := e.prompts(); n != 1 {
 		t.Fatalf("model calls = %d, want 1", n)
 	}
@@ -140,7 +140,7 @@ func TestRedeliveredEnvelopeProducesNoSecondReply(t *testing.T) {
 		env, _ := e.slack.Envelope(envID)
 		return env.Deliveries == 2 && env.Acked
 	})
-	settle()
+	e.barrier("C1")
 	if n := e.prompts(); n != 1 {
 		t.Fatalf("model calls = %d after redelivery, want 1", n)
 	}
@@ -207,7 +207,7 @@ func TestIgnoresBotsEditsDeletionsAndJoins(t *testing.T) {
 		}
 		return true
 	})
-	settle()
+	e.barrier("C1", "D1")
 	if n := e.prompts(); n != 0 {
 		t.Fatalf("model calls = %d, want 0", n)
 	}
@@ -352,7 +352,7 @@ func TestEngineErrorShowsOneShortMessage(t *testing.T) {
 		r := e.slack.BotReplies("C1", ev.TS)
 		return len(r) == 1 && !strings.Contains(r[0].Body(), "Thinking")
 	})
-	settle()
+	e.barrier("C1")
 	r := e.slack.BotReplies("C1", ev.TS)
 	if len(r) != 1 {
 		t.Fatalf("%d messages, want 1: %q", len(r), e.bodies("C1", ev.TS))
@@ -482,12 +482,42 @@ func TestSocketReconnectLosesNothing(t *testing.T) {
 	if n := e.slack.Connections(); n < 3 {
 		t.Fatalf("connections = %d, want another reconnect", n)
 	}
-	settle()
+	e.barrier("C1", "C2", "C3")
 	if n := e.prompts(); n != 4 {
 		t.Fatalf("model calls = %d, want 4 (nothing lost, nothing doubled)", n)
 	}
 	if p := e.lastPrompt(); p.LastUser() != "fourth" {
 		// The third turn carried the thread's history.
 		t.Logf("last prompt: %q", p.LastUser())
+	}
+}
+
+// TestSlackbotNoticesAreNotAnswered: Slackbot posts system notices into the
+// bot's DM as user USLACKBOT without bot_id (payloads as Slack sends them).
+func TestSlackbotNoticesAreNotAnswered(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{gateway: llmtest.Options{Echo: true}})
+	s := e.slack
+	notices := []map[string]any{
+		{"user": "USLACKBOT", "type": "message", "ts": s.NextTS(), "text": "You have been added to #general by Alice.",
+			"team": "T1", "channel": "D1", "event_ts": "1700000000.000100", "channel_type": "im"},
+		{"user": "USLACKBOT", "type": "message", "ts": s.NextTS(), "channel": "D1", "channel_type": "im", "team": "T1",
+			"text": "Reminder: stand-up in 5 minutes.",
+			"blocks": []any{map[string]any{"type": "rich_text", "block_id": "x1", "elements": []any{map[string]any{
+				"type": "rich_text_section", "elements": []any{map[string]any{"type": "text", "text": "Reminder: stand-up in 5 minutes."}}}}}}},
+		{"user": "USLACKBOT", "type": "message", "ts": s.NextTS(), "channel": "D1", "channel_type": "im", "team": "T1",
+			"text": "<@UBOT> I searched for that on our Help Center."},
+	}
+	for _, n := range notices {
+		s.SendEvent(n)
+	}
+	e.slack.SendEvent(e.slack.DM("U1", "D1", "a real question", ""))
+	e.waitThread("D1", "", []string{"echo: a real question"})
+	e.barrier("D1")
+	if n := e.prompts(); n != 1 {
+		t.Fatalf("model calls = %d, want 1 (Slackbot's notices are not for the model)", n)
+	}
+	if n := len(e.slack.BotReplies("D1", "")); n != 1 {
+		t.Fatalf("%d answers in the DM, want 1", n)
 	}
 }

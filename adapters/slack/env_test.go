@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,6 +36,9 @@ type env struct {
 	h     *bottest.Harness
 	a     *Adapter
 	srv   *httptest.Server // HTTP mode only
+
+	mu        sync.Mutex
+	processed map[string]bool // channel/ts of message events the adapter dealt with
 }
 
 func testLogger() *slog.Logger {
@@ -72,7 +76,8 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, slack: fake, h: h, a: a}
+	e := &env{t: t, slack: fake, h: h, a: a, processed: map[string]bool{}}
+	a.afterIncoming = e.noteProcessed
 	if o.http {
 		e.srv = httptest.NewServer(a.HTTPHandler())
 		t.Cleanup(e.srv.Close)
@@ -142,8 +147,45 @@ func (e *env) lastPrompt() llmtest.Prompt {
 	return p
 }
 
-// settle gives stray duplicate work a moment to show up.
-func settle() { time.Sleep(300 * time.Millisecond) }
+func (e *env) noteProcessed(channel, ts string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.processed[channel+"/"+ts] = true
+}
+
+func (e *env) wasProcessed(channel, ts string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.processed[channel+"/"+ts]
+}
+
+// barrier returns when everything delivered to the adapter so far in the
+// given channels has been dealt with and the engine has no turn queued or
+// running: then anything that was going to be answered (twice) has been.
+// It sends a Slackbot notice to each channel behind the events under test,
+// on the same ordered path (Socket Mode or HTTP, then the channel's serial
+// queue), and waits until the adapter has dealt with it.
+func (e *env) barrier(channels ...string) {
+	e.t.Helper()
+	for _, ch := range channels {
+		typ := "channel"
+		if strings.HasPrefix(ch, "D") {
+			typ = "im"
+		}
+		ev := slacktest.MessageEvent{Type: "message", User: slackbotUserID, Text: "barrier", Channel: ch, ChannelType: typ,
+			TS: e.slack.NextTS(), Team: e.slack.Options().TeamID}
+		if e.srv != nil {
+			body, _ := e.slack.EventCallback(ev)
+			if code, _ := e.post("/slack/events", "application/json", body, testSecret, time.Now(), nil); code != 200 {
+				e.t.Fatalf("barrier event: status %d", code)
+			}
+		} else {
+			e.slack.SendEvent(ev)
+		}
+		e.waitFor("barrier in "+ch, 15*time.Second, func() bool { return e.wasProcessed(ch, ev.TS) })
+	}
+	e.waitFor("engine idle", 15*time.Second, func() bool { return e.h.Engine.InFlight() == 0 })
+}
 
 func equalStrings(a, b []string) bool {
 	if len(a) != len(b) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -182,9 +183,16 @@ func (a *Adapter) dispatchEvent(ctx context.Context, ev slackevents.EventsAPIEve
 	a.serial.Do(in.channel, func() { a.processIncoming(ctx, in) })
 }
 
+// slackbotUserID is Slackbot, whose system notices (in the bot's DM too)
+// carry a user id but no bot_id.
+const slackbotUserID = "USLACKBOT"
+
 // processIncoming normalizes one message and hands it to the engine.
 func (a *Adapter) processIncoming(ctx context.Context, in incoming) {
-	if ctx.Err() != nil {
+	if a.afterIncoming != nil {
+		defer a.afterIncoming(in.channel, in.ts)
+	}
+	if ctx.Err() != nil || in.user == slackbotUserID {
 		return
 	}
 	id, err := a.identity(ctx)
@@ -211,10 +219,14 @@ func (a *Adapter) processIncoming(ctx context.Context, in incoming) {
 			thread = in.ts // answer in a thread under the mention
 		}
 	}
+	continuesBot := in.parentUserID != "" && in.parentUserID == id.userID
+	if !dm && !mentioned && !continuesBot && !a.addressed(ctx, in, thread) {
+		return // someone else's thread: no mention lookups for it
+	}
 	key := "slack:" + in.team + ":" + in.channel + ":" + in.ts
 	text := a.resolveText(ctx, in.text, id.userID)
 	author := a.users.get(ctx, a.api, in.user)
-	out := &output{a: a, team: in.team, channel: in.channel, thread: thread, user: in.user, dm: dm}
+	out := &output{a: a, team: in.team, channel: in.channel, thread: thread, user: in.user, dm: dm, source: in.ts}
 
 	if name, args, ok := a.textCommand(text); ok && (dm || mentioned) {
 		if !a.handled.Add(key) {
@@ -239,7 +251,7 @@ func (a *Adapter) processIncoming(ctx context.Context, in incoming) {
 		DM:        dm,
 		// A thread under one of the bot's own messages continues with it;
 		// threads the bot answers in are known to the engine.
-		ContinuesBot: in.parentUserID != "" && in.parentUserID == id.userID,
+		ContinuesBot: continuesBot,
 		Text:         text,
 		Attachments:  attachmentsOf(in.content.Files, a.download),
 		Forwards:     a.forwards(ctx, sharedMessages(in.content.Attachments), id.userID),
@@ -255,6 +267,22 @@ func (a *Adapter) processIncoming(ctx context.Context, in incoming) {
 	default:
 		a.log.Warn("slack: engine refused message", "channel", in.channel, "ts", in.ts, "err", err)
 	}
+}
+
+// addressed asks the engine, once, whether a thread message that is neither
+// a direct message, a mention nor a reply under the bot's message is
+// addressed to the bot (a thread it takes part in). Only then are the
+// message's mentions looked up.
+func (a *Adapter) addressed(ctx context.Context, in incoming, thread string) bool {
+	ok, err := a.engine.Addressed(ctx, bot.Message{
+		Platform: Platform, Workspace: in.team, Channel: in.channel, Thread: thread, ID: in.ts,
+		Author: bot.User{ID: in.user},
+	})
+	if err != nil {
+		a.log.Warn("slack: cannot tell whether a thread message is for the bot", "channel", in.channel, "ts", in.ts, "err", err)
+		return false
+	}
+	return ok
 }
 
 func mentionsUser(text, userID string) bool {
@@ -278,10 +306,20 @@ func tsTime(ts string) time.Time {
 
 var reSlackToken = regexp.MustCompile(`<([^<>\n]+)>`)
 
+const (
+	// maxMentionLookups bounds the users.info calls for one message: the
+	// first users it mentions are named, the rest keep their ids.
+	maxMentionLookups = 20
+	// mentionLookupWorkers is how many users.info calls of one message run
+	// at once (users.info is Tier 4, 100+ per minute).
+	mentionLookupWorkers = 4
+)
+
 // resolveText turns Slack message markup into plain text for the model: the
 // bot's own mention is removed, user mentions become @display names, channel
 // links #names, links "label (url)", and entities are unescaped.
 func (a *Adapter) resolveText(ctx context.Context, text, botUserID string) string {
+	names := a.mentionNames(ctx, text, botUserID)
 	text = reSlackToken.ReplaceAllStringFunc(text, func(tok string) string {
 		inner := tok[1 : len(tok)-1]
 		target, label, hasLabel := strings.Cut(inner, "|")
@@ -294,7 +332,10 @@ func (a *Adapter) resolveText(ctx context.Context, text, botUserID string) strin
 			if hasLabel && label != "" {
 				return "@" + strings.TrimPrefix(label, "@")
 			}
-			return "@" + a.users.get(ctx, a.api, uid).name
+			if name, ok := names[uid]; ok {
+				return "@" + name
+			}
+			return "@" + uid
 		case strings.HasPrefix(target, "#"):
 			if hasLabel && label != "" {
 				return "#" + label
@@ -326,6 +367,49 @@ func (a *Adapter) resolveText(ctx context.Context, text, botUserID string) strin
 	return strings.TrimSpace(strings.Join(lines, "\n"))
 }
 
+// mentionNames returns display names of the users text mentions without a
+// label: cached ones, and at most maxMentionLookups looked up concurrently.
+func (a *Adapter) mentionNames(ctx context.Context, text, botUserID string) map[string]string {
+	names := map[string]string{}
+	var lookups []string
+	for _, m := range reSlackToken.FindAllStringSubmatch(text, -1) {
+		target, label, _ := strings.Cut(m[1], "|")
+		uid, ok := strings.CutPrefix(target, "@")
+		if !ok || uid == "" || uid == botUserID || label != "" {
+			continue
+		}
+		if _, done := names[uid]; done || slices.Contains(lookups, uid) {
+			continue
+		}
+		if u, ok := a.users.cached(uid); ok {
+			names[uid] = u.name
+		} else if len(lookups) < maxMentionLookups {
+			lookups = append(lookups, uid)
+		}
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	work := make(chan string)
+	for range min(mentionLookupWorkers, len(lookups)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for uid := range work {
+				u := a.users.get(ctx, a.api, uid)
+				mu.Lock()
+				names[uid] = u.name
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, uid := range lookups {
+		work <- uid
+	}
+	close(work)
+	wg.Wait()
+	return names
+}
+
 // ---- users ----
 
 type userInfo struct {
@@ -344,6 +428,14 @@ type userCache struct {
 
 func newUserCache(ttl time.Duration, maxEntries int) *userCache {
 	return &userCache{ttl: ttl, max: maxEntries, m: map[string]userInfo{}}
+}
+
+// cached returns a user from the cache without asking Slack.
+func (c *userCache) cached(id string) (userInfo, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	u, ok := c.m[id]
+	return u, ok && time.Now().Before(u.expires)
 }
 
 // get returns a user's display name (falling back to the id when Slack

@@ -391,11 +391,13 @@ func (r *reply) upload(ctx context.Context, f bot.File) error {
 	if err != nil {
 		return err
 	}
-	// Completing shares the file as a message: paced like the channel's posts.
-	return withUploadFix(r.call(ctx, ctx, r.p.post(r.o.channel), prioHigh, func(c context.Context) error {
+	// Completing shares the file as a message: paced like the channel's
+	// posts, and like them never repeated blindly (see createMessage).
+	_, err = r.createMessage(ctx, ctx, r.p.post(r.o.channel), prioHigh, sharesFile(u.FileID), func(c context.Context) (string, error) {
 		_, err := api.CompleteUploadExternalContext(c, slack.CompleteUploadExternalParameters{
 			Files: []slack.FileSummary{{ID: u.FileID, Title: name}}, Channel: r.o.channel, ThreadTimestamp: r.o.thread,
 		})
-		return err
-	}))
+		return "", err
+	})
+	return withUploadFix(err)
 }

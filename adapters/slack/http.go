@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/slackevents"
@@ -115,6 +116,9 @@ func (a *Adapter) running(w http.ResponseWriter, r *http.Request) (context.Conte
 }
 
 func (a *Adapter) serveCommands(w http.ResponseWriter, r *http.Request) {
+	if handled := a.sslCheck(w, r); handled {
+		return
+	}
 	ctx, ok := a.running(w, r)
 	if !ok {
 		return
@@ -127,6 +131,25 @@ func (a *Adapter) serveCommands(w http.ResponseWriter, r *http.Request) {
 	payload, follow := a.slashCommand(r.Context(), sc)
 	a.goBackground(ctx, follow)
 	writeJSON(w, payload)
+}
+
+// sslCheck answers Slack's certificate check of a slash command's request
+// URL (a form POST with ssl_check=1 and no command) with a plain 200, signed
+// or not, as Slack expects; the command is not run. It reports whether it
+// answered the request; otherwise the body is left readable.
+func (a *Adapter) sslCheck(w http.ResponseWriter, r *http.Request) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBytes))
+	if err != nil {
+		http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
+		return true
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if form, err := url.ParseQuery(string(body)); err != nil || form.Get("ssl_check") != "1" {
+		return false
+	}
+	a.log.Debug("slack: ssl_check answered")
+	w.WriteHeader(http.StatusOK)
+	return true
 }
 
 func (a *Adapter) serveInteractivity(w http.ResponseWriter, r *http.Request) {

@@ -36,6 +36,7 @@ type output struct {
 	thread  string
 	user    string // the author, recipient of native streams
 	dm      bool
+	source  string // ts of the message answered ("" if unknown)
 }
 
 var _ bot.Output = (*output)(nil)
@@ -44,7 +45,7 @@ var _ bot.Output = (*output)(nil)
 // starts the reply's background flusher.
 func (o *output) Start(ctx context.Context) (bot.Reply, error) {
 	p := o.a.pacingFor(o.team)
-	r := &reply{o: o, p: p, dirty: make(chan struct{}, 1), flusherDone: make(chan struct{})}
+	r := &reply{o: o, p: p, id: newReplyID(), dirty: make(chan struct{}, 1), flusherDone: make(chan struct{})}
 	r.native = o.a.cfg.NativeStreaming && o.thread != "" && !p.noNative[kind(o.dm)].Load()
 	if o.thread != "" && !o.a.cfg.DisableThreadStatus && !p.noStatus[kind(o.dm)].Load() {
 		err := o.a.api.SetAssistantThreadsStatusContext(ctx, slack.AssistantThreadsSetStatusParameters{
@@ -90,8 +91,9 @@ type slot struct {
 // it through the workspace's pacing lanes; Finish does the same with the
 // authoritative final text at high priority.
 type reply struct {
-	o *output
-	p *pacing
+	o  *output
+	p  *pacing
+	id string // random; with posts it makes each new message's post id
 
 	mu     sync.Mutex
 	buf    strings.Builder
@@ -108,6 +110,11 @@ type reply struct {
 	placeholder string // ts of the placeholder message, "" if none
 	statusSet   bool
 	synced      string // text of the last successful interim sync
+	posts       int    // messages created so far (see nextPostID)
+	// stuck is set when a message may or may not have been created and the
+	// conversation could not be read back: no further message is created,
+	// lest a part show twice.
+	stuck error
 }
 
 var _ bot.Reply = (*reply)(nil)
@@ -367,6 +374,9 @@ func (r *reply) isSlot(ts string) bool {
 
 // create adds a message with content to the thread.
 func (r *reply) create(callCtx, waitCtx context.Context, content string, complete bool, prio priority) error {
+	if r.stuck != nil {
+		return r.stuck
+	}
 	if !r.native {
 		ts, err := r.postText(callCtx, waitCtx, content, prio)
 		if err != nil {
@@ -377,7 +387,7 @@ func (r *reply) create(callCtx, waitCtx context.Context, content string, complet
 	}
 	ts, err := r.startStream(callCtx, waitCtx, content, prio)
 	if err != nil {
-		if rateLimited(err) || transient(err) || waitCtx.Err() != nil || callCtx.Err() != nil {
+		if isUnsure(err) || rateLimited(err) || transient(err) || waitCtx.Err() != nil || callCtx.Err() != nil {
 			return err
 		}
 		if featureUnavailable(err) {
@@ -479,16 +489,17 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// postText posts a new message of the reply, at most once (see createMessage).
 func (r *reply) postText(callCtx, waitCtx context.Context, text string, prio priority) (string, error) {
-	var ts string
-	opts := []slack.MsgOption{slack.MsgOptionText(text, false), slack.MsgOptionDisableLinkUnfurl()}
+	postID := r.nextPostID()
+	opts := []slack.MsgOption{slack.MsgOptionText(text, false), slack.MsgOptionDisableLinkUnfurl(),
+		slack.MsgOptionMetadata(postMetadata(postID))}
 	if r.o.thread != "" {
 		opts = append(opts, slack.MsgOptionTS(r.o.thread))
 	}
-	err := r.call(callCtx, waitCtx, r.p.post(r.o.channel), prio, func(c context.Context) error {
-		var err error
-		_, ts, err = r.o.a.api.PostMessageContext(c, r.o.channel, opts...)
-		return err
+	ts, err := r.createMessage(callCtx, waitCtx, r.p.post(r.o.channel), prio, hasPostID(postID), func(c context.Context) (string, error) {
+		_, ts, err := r.o.a.api.PostMessageContext(c, r.o.channel, opts...)
+		return ts, err
 	})
 	if err != nil {
 		return "", fmt.Errorf("slack: post message: %w", err)
@@ -581,19 +592,17 @@ func (r *reply) deleteMessage(callCtx, waitCtx context.Context, ts string) error
 	})
 }
 
+// startStream creates a streamed message, at most once (see createMessage).
 func (r *reply) startStream(callCtx, waitCtx context.Context, content string, prio priority) (string, error) {
-	var ts string
-	err := r.call(callCtx, waitCtx, r.p.stream, prio, func(c context.Context) error {
-		var err error
-		_, ts, err = r.o.a.api.StartStreamContext(c, r.o.channel,
+	return r.createMessage(callCtx, waitCtx, r.p.stream, prio, isStreamed, func(c context.Context) (string, error) {
+		_, ts, err := r.o.a.api.StartStreamContext(c, r.o.channel,
 			slack.MsgOptionTS(r.o.thread),
 			slack.MsgOptionMarkdownText(content),
 			slack.MsgOptionRecipientUserID(r.o.user),
 			slack.MsgOptionRecipientTeamID(r.o.team),
 		)
-		return err
+		return ts, err
 	})
-	return ts, err
 }
 
 func (r *reply) appendStream(callCtx, waitCtx context.Context, i int, delta string, prio priority) error {
@@ -665,9 +674,10 @@ func rateLimited(err error) bool {
 	return ok
 }
 
-// transient reports errors worth retrying: network trouble and 5xx.
+// transient reports errors worth retrying: network trouble and 5xx, unless
+// the call may have taken effect (unsureError).
 func transient(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if isUnsure(err) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
 	var sce slack.StatusCodeError

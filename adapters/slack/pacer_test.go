@@ -48,15 +48,17 @@ func TestLaneSpacesCalls(t *testing.T) {
 
 func TestLaneHighPriorityFirst(t *testing.T) {
 	t.Parallel()
-	l := newLane(30*time.Millisecond, 1)
+	// Grants are 200 ms apart, far more than a goroutine needs to note its
+	// turn.
+	l := newLane(200*time.Millisecond, 1)
 	ctx := context.Background()
-	if err := l.acquire(ctx, prioLow); err != nil { // use the burst token
-		t.Fatal(err)
-	}
+	// Hold the lane while the callers queue up, so that their order (not
+	// the scheduler's timing) decides who goes first.
+	l.pause(time.Hour)
 	var mu sync.Mutex
 	var order []string
 	var wg sync.WaitGroup
-	add := func(name string, p priority) {
+	add := func(name string, p priority, queued int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -68,15 +70,36 @@ func TestLaneHighPriorityFirst(t *testing.T) {
 			order = append(order, name)
 			mu.Unlock()
 		}()
+		waitQueued(t, l, p, queued)
 	}
-	add("low1", prioLow)
-	time.Sleep(5 * time.Millisecond)
-	add("low2", prioLow)
-	time.Sleep(5 * time.Millisecond)
-	add("high", prioHigh)
+	add("low1", prioLow, 1)
+	add("low2", prioLow, 2)
+	add("high", prioHigh, 1)
+	l.mu.Lock()
+	l.pausedUntil = time.Time{}
+	l.mu.Unlock()
+	l.poke()
 	wg.Wait()
 	if len(order) != 3 || order[0] != "high" || order[1] != "low1" || order[2] != "low2" {
 		t.Fatalf("order = %v, want [high low1 low2]", order)
+	}
+}
+
+// waitQueued waits until n callers of priority p are queued in l.
+func waitQueued(t *testing.T, l *lane, p priority, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l.mu.Lock()
+		queued := len(l.queues[p])
+		l.mu.Unlock()
+		if queued >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d callers of priority %d never queued", n, p)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

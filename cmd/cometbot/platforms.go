@@ -110,5 +110,6 @@ type idleEngine struct{}
 func (idleEngine) HandleMessage(context.Context, bot.Message, bot.Output) error {
 	return bot.ErrIgnored
 }
+func (idleEngine) Addressed(context.Context, bot.Message) (bool, error)   { return false, nil }
 func (idleEngine) HandleCommand(context.Context, bot.Command) bot.Answer  { return bot.Answer{} }
 func (idleEngine) ModelChoices(context.Context, string, int) []bot.Choice { return nil }

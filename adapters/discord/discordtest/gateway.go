@@ -204,7 +204,7 @@ func (s *Server) guildJSON(id string) map[string]any {
 	}
 	roles := []any{}
 	for _, r := range s.roles[id] {
-		roles = append(roles, map[string]any{"id": r.ID, "name": r.Name, "managed": r.Managed, "permissions": "0", "position": 1})
+		roles = append(roles, roleJSON(r))
 	}
 	return map[string]any{
 		"id": id, "name": s.guildNames[id], "unavailable": false, "member_count": 3,
@@ -375,6 +375,9 @@ type Post struct {
 	// Forward makes the message a forward of the snapshot (Content is then
 	// the user's optional comment, usually empty). ReplyTo is ignored.
 	Forward *Snapshot
+	// Extra holds more top-level fields of the MESSAGE_CREATE payload, as
+	// Discord sends them (e.g. "components"); they replace generated ones.
+	Extra map[string]any
 }
 
 // UserMessage stores a user's message and dispatches MESSAGE_CREATE for it.
@@ -434,6 +437,9 @@ func (s *Server) storeMessage(p Post) (Message, map[string]any) {
 	s.messages[m.ID] = m
 	s.order[p.ChannelID] = append(s.order[p.ChannelID], m.ID)
 	js := s.messageJSONLocked(m, true)
+	for k, v := range p.Extra {
+		js[k] = v
+	}
 	out := *m
 	s.notifyLocked()
 	s.mu.Unlock()

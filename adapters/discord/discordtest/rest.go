@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -42,6 +43,10 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 	if rep.status == 0 {
 		rep.status = http.StatusOK
 	}
+	var after Fault
+	if rep.status < 300 {
+		after = s.takeAfterFault(r.Method, path)
+	}
 	s.mu.Lock()
 	if len(s.calls) >= s.opts.MaxCalls {
 		s.calls = append(s.calls[:0], s.calls[len(s.calls)-s.opts.MaxCalls/2:]...)
@@ -49,7 +54,7 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 	s.calls = append(s.calls, Call{
 		Time: time.Now(), Method: r.Method, Path: path, Query: r.URL.RawQuery,
 		Body: body, ContentType: contentType, Payload: payloadOf(contentType, body),
-		Status: rep.status, Authorized: authorized,
+		Status: rep.status, Authorized: authorized, Fault: after,
 	})
 	if rep.status == http.StatusTooManyRequests {
 		s.limited++
@@ -57,6 +62,13 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 	s.notifyLocked()
 	s.mu.Unlock()
 
+	if after != "" {
+		injectFault(w, after)
+		if rep.after != nil {
+			rep.after()
+		}
+		return
+	}
 	h := w.Header()
 	for k, v := range rep.headers {
 		h.Set(k, v)
@@ -169,11 +181,60 @@ func (s *Server) route(method, path, contentType string, body []byte, authorized
 	return jsonErr(http.StatusNotFound, 0, "404: Not Found")
 }
 
+// injectFault fails the transport of an answer.
+func injectFault(w http.ResponseWriter, f Fault) {
+	if f == FaultBadResponse {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(`{"id":"1100`))
+		return
+	}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic("discordtest: response writer cannot be hijacked")
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0) // close with RST
+	}
+	_ = conn.Close()
+}
+
+// takeAfterFault returns (and removes) the first transport fault queued for
+// a request that took effect.
+func (s *Server) takeAfterFault(method, path string) Fault {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fire := -1
+	for i := range s.faults {
+		f := &s.faults[i]
+		if f.after == "" || f.method != method || !strings.Contains(path, f.path) {
+			continue
+		}
+		if f.skip > 0 {
+			f.skip--
+			continue
+		}
+		if fire < 0 {
+			fire = i
+		}
+	}
+	if fire < 0 {
+		return ""
+	}
+	f := s.faults[fire]
+	s.faults = append(s.faults[:fire], s.faults[fire+1:]...)
+	return f.after
+}
+
 func (s *Server) takeFault(method, path string) (reply, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, f := range s.faults {
-		if f.method != method || !strings.Contains(path, f.path) {
+		if f.after != "" || f.method != method || !strings.Contains(path, f.path) {
 			continue
 		}
 		s.faults = append(s.faults[:i], s.faults[i+1:]...)
@@ -273,6 +334,27 @@ type writeBody struct {
 	AllowedMentions  json.RawMessage    `json:"allowed_mentions"`
 	MessageReference *json.RawMessage   `json:"message_reference"`
 	Flags            int                `json:"flags"`
+	Nonce            json.RawMessage    `json:"nonce"`
+	EnforceNonce     bool               `json:"enforce_nonce"`
+}
+
+// parseNonce validates a nonce as Discord does: an integer or a string of
+// at most 25 characters.
+func parseNonce(raw json.RawMessage) (string, bool) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", true
+	}
+	var str string
+	if err := json.Unmarshal(raw, &str); err == nil {
+		return str, len([]rune(str)) <= 25
+	}
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err == nil {
+		if _, err := n.Int64(); err == nil {
+			return n.String(), true
+		}
+	}
+	return "", false
 }
 
 func checkContent(content string) (reply, bool) {
@@ -324,14 +406,32 @@ func (s *Server) createMessage(channel, contentType string, body []byte) reply {
 			return rep
 		}
 	}
+	nonce, ok := parseNonce(wb.Nonce)
+	if !ok {
+		return reply{status: http.StatusBadRequest, body: map[string]any{
+			"code": 50035, "message": "Invalid Form Body",
+			"errors": map[string]any{"nonce": map[string]any{"_errors": []any{map[string]any{
+				"code": "BASE_TYPE_BAD_LENGTH", "message": "Must be between 1 and 25 in length."}}}},
+		}}
+	}
 	s.mu.Lock()
 	c, ok := s.channels[channel]
 	if !ok {
 		s.mu.Unlock()
 		return jsonErr(http.StatusNotFound, 10003, "Unknown Channel")
 	}
+	nk := nonceKey{channel: channel, author: s.opts.BotID, nonce: nonce}
+	if e, seen := s.nonces[nk]; nonce != "" && wb.EnforceNonce && seen && time.Since(e.at) < s.opts.NonceWindow {
+		// The message already created with this nonce, and no new one.
+		out := s.messageJSONLocked(s.messages[e.messageID], false)
+		s.mu.Unlock()
+		return reply{body: out}
+	}
 	m := &Message{ID: s.newIDLocked(), ChannelID: channel, GuildID: c.GuildID, Author: s.botUser(), Content: content,
-		AllowedMentions: wb.AllowedMentions, Created: time.Now(), Files: files}
+		Nonce: nonce, AllowedMentions: wb.AllowedMentions, Created: time.Now(), Files: files}
+	if nonce != "" {
+		s.nonces[nk] = nonceEntry{messageID: m.ID, at: m.Created}
+	}
 	for _, f := range files {
 		m.Attachments = append(m.Attachments, s.addAttachmentLocked(CDNFile{ChannelID: channel, Name: f.Name, ContentType: f.ContentType, Data: f.Data}))
 	}
@@ -584,6 +684,17 @@ func (s *Server) followup(app, token string, body []byte) reply {
 
 // JSON shapes (the fields discordgo reads).
 
+// roleJSON renders a role as in GUILD_CREATE; a bot's managed role has
+// tags.bot_id.
+func roleJSON(r Role) map[string]any {
+	out := map[string]any{"id": r.ID, "name": r.Name, "managed": r.Managed, "permissions": "0", "position": 1,
+		"color": 0, "hoist": false, "mentionable": false, "flags": 0, "icon": nil, "unicode_emoji": nil}
+	if r.BotID != "" {
+		out["tags"] = map[string]any{"bot_id": r.BotID}
+	}
+	return out
+}
+
 func userJSON(u User) map[string]any {
 	out := map[string]any{"id": u.ID, "username": u.Username, "discriminator": "0", "bot": u.Bot}
 	if u.GlobalName != "" {
@@ -643,6 +754,9 @@ func (s *Server) messageJSONLocked(m *Message, full bool) map[string]any {
 	}
 	if !m.Edited.IsZero() {
 		out["edited_timestamp"] = m.Edited.UTC().Format(time.RFC3339Nano)
+	}
+	if m.Nonce != "" {
+		out["nonce"] = m.Nonce
 	}
 	if m.GuildID != "" {
 		out["guild_id"] = m.GuildID

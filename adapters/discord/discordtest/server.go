@@ -34,6 +34,12 @@ const (
 	GeneralChannel = "810000000000000001"
 	// LockedChannel is a text channel of the default guild where the bot may not open threads.
 	LockedChannel = "810000000000000002"
+	// BotRoleID is the bot's managed role in the default guild (tags.bot_id
+	// is the bot), named unlike the bot.
+	BotRoleID = "820000000000000002"
+	// OtherBotRoleID is another bot's managed role in the default guild,
+	// named like this bot.
+	OtherBotRoleID = "820000000000000003"
 	// AliceID and BobID are the default human users.
 	AliceID = "700000000000000001"
 	BobID   = "700000000000000002"
@@ -73,6 +79,8 @@ type Role struct {
 	ID      string
 	Name    string
 	Managed bool
+	// BotID is set on a bot's managed role (Discord's tags.bot_id).
+	BotID string
 }
 
 // Guild is a server the bot is in.
@@ -116,6 +124,10 @@ type Options struct {
 	// UploadLimit is the bytes of files one message may carry; more is
 	// refused with 413 (code 40005). Default DefaultUploadLimit (10 MiB).
 	UploadLimit int64
+	// NonceWindow is how long a message post with enforce_nonce returns the
+	// message already created with the same nonce by the same author in the
+	// same channel (Discord: "a few minutes"). Default 5 minutes.
+	NonceWindow time.Duration
 }
 
 // Message is a message stored by the fake.
@@ -125,6 +137,8 @@ type Message struct {
 	GuildID   string
 	Author    User
 	Content   string
+	// Nonce is the nonce the message was posted with, if any.
+	Nonce string
 	// ReferenceID is the message this one replies to.
 	ReferenceID string
 	// Forward is the forwarded message when this message is a forward
@@ -160,6 +174,9 @@ type Call struct {
 	Payload []byte
 	// Status is the HTTP status the fake answered.
 	Status int
+	// Fault is the transport fault injected after the request took effect
+	// (see FailAfterStore), or "".
+	Fault Fault
 	// Authorized is true when the request carried the right bot token.
 	Authorized bool
 }
@@ -205,6 +222,28 @@ type fault struct {
 	status       int
 	body         string
 	retryAfter   time.Duration
+	after        Fault // fail the transport after the request took effect
+	skip         int   // matching requests to let through first (after faults)
+}
+
+// Fault is a transport failure the fake injects after a request took
+// effect: the client cannot tell whether its request succeeded.
+type Fault string
+
+// Faults FailAfterStore can inject.
+const (
+	// FaultBadResponse answers 200 with a body that is not valid JSON.
+	FaultBadResponse Fault = "bad_response"
+	// FaultDrop closes the connection (with a reset) instead of answering.
+	FaultDrop Fault = "drop"
+)
+
+// nonceKey identifies a nonce: Discord de-duplicates per author and channel.
+type nonceKey struct{ channel, author, nonce string }
+
+type nonceEntry struct {
+	messageID string
+	at        time.Time
 }
 
 // Server is a running fake Discord.
@@ -233,6 +272,7 @@ type Server struct {
 	byToken      map[string]string
 	cdn          map[string]*cdnEntry // escaped path -> file
 	cdnCalls     []CDNRequest
+	nonces       map[nonceKey]nonceEntry
 	changed      chan struct{}
 
 	gw gateway
@@ -271,6 +311,9 @@ func New(opts Options) (*Server, error) {
 	if opts.UploadLimit <= 0 {
 		opts.UploadLimit = DefaultUploadLimit
 	}
+	if opts.NonceWindow <= 0 {
+		opts.NonceWindow = 5 * time.Minute
+	}
 	if opts.Guilds == nil && !opts.NoGuilds {
 		opts.Guilds = []Guild{{
 			ID: DefaultGuildID, Name: "Test Server",
@@ -278,7 +321,11 @@ func New(opts Options) (*Server, error) {
 				{ID: GeneralChannel, Name: "general", Type: ChannelText},
 				{ID: LockedChannel, Name: "locked", Type: ChannelText, NoThreads: true},
 			},
-			Roles: []Role{{ID: "820000000000000001", Name: "admins"}},
+			Roles: []Role{
+				{ID: "820000000000000001", Name: "admins"},
+				{ID: BotRoleID, Name: "Comet Helper", Managed: true, BotID: opts.BotID},
+				{ID: OtherBotRoleID, Name: opts.BotName, Managed: true, BotID: "900000000000000099"},
+			},
 		}}
 	}
 	if opts.Users == nil {
@@ -302,6 +349,7 @@ func New(opts Options) (*Server, error) {
 		interactions: make(map[string]*Interaction),
 		byToken:      make(map[string]string),
 		cdn:          make(map[string]*cdnEntry),
+		nonces:       make(map[nonceKey]nonceEntry),
 		changed:      make(chan struct{}),
 	}
 	s.users[opts.BotID] = s.botUser()
@@ -539,6 +587,21 @@ func (s *Server) FailNext(method, part string, status int, body string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults = append(s.faults, fault{method: method, path: part, status: status, body: body})
+}
+
+// FailAfterStore makes the next request with the method whose path contains
+// part take effect (a message post stores the message and dispatches it)
+// and then fail in transport with fault, as when a response is lost.
+func (s *Server) FailAfterStore(method, part string, f Fault) {
+	s.FailAfterStoreSkipping(method, part, 0, f)
+}
+
+// FailAfterStoreSkipping is FailAfterStore for the matching request that
+// follows the next skip matching requests that take effect.
+func (s *Server) FailAfterStoreSkipping(method, part string, skip int, f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, fault{method: method, path: part, after: f, skip: skip})
 }
 
 // RateLimitNext makes the next request with the method whose path contains

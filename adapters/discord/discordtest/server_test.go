@@ -174,3 +174,76 @@ func TestGatewayIdentifyHeartbeatResume(t *testing.T) {
 		t.Errorf("bad token: %v", err)
 	}
 }
+
+func TestNonces(t *testing.T) {
+	t.Parallel()
+	s := NewTest(t, Options{WriteBudget: -1})
+	other := s.DMChannel(AliceID)
+	post := func(channel, body string) (int, string) {
+		t.Helper()
+		resp, out := do(t, s, "POST", "/channels/"+channel+"/messages", body, true)
+		id, _ := out["id"].(string)
+		return resp.StatusCode, id
+	}
+	_, first := post(GeneralChannel, `{"content":"one","nonce":"n-1","enforce_nonce":true}`)
+	tests := []struct {
+		name     string
+		channel  string
+		body     string
+		status   int
+		sameID   bool // the message created first comes back
+		messages int  // bot messages in the channel afterwards
+	}{
+		{"retry with the same nonce", GeneralChannel, `{"content":"one","nonce":"n-1","enforce_nonce":true}`, 200, true, 1},
+		{"same nonce, not enforced", GeneralChannel, `{"content":"one","nonce":"n-1"}`, 200, false, 2},
+		{"same nonce in another channel", other, `{"content":"one","nonce":"n-1","enforce_nonce":true}`, 200, false, 1},
+		{"integer nonce", GeneralChannel, `{"content":"two","nonce":12345,"enforce_nonce":true}`, 200, false, 3},
+		{"nonce too long", GeneralChannel, `{"content":"x","nonce":"` + strings.Repeat("n", 26) + `","enforce_nonce":true}`, 400, false, 3},
+	}
+	for _, tc := range tests {
+		status, id := post(tc.channel, tc.body)
+		if status != tc.status || (id == first) != tc.sameID {
+			t.Errorf("%s: status %d id %s (first %s)", tc.name, status, id, first)
+		}
+		if n := len(s.BotMessages(tc.channel)); n != tc.messages {
+			t.Errorf("%s: %d bot messages, want %d", tc.name, n, tc.messages)
+		}
+	}
+	if m, _ := s.Message(first); m.Nonce != "n-1" {
+		t.Errorf("stored nonce %q", m.Nonce)
+	}
+}
+
+func TestFailAfterStore(t *testing.T) {
+	t.Parallel()
+	for _, f := range []Fault{FaultBadResponse, FaultDrop} {
+		t.Run(string(f), func(t *testing.T) {
+			t.Parallel()
+			s := NewTest(t, Options{WriteBudget: -1})
+			s.FailAfterStore("POST", "/messages", f)
+			req, _ := http.NewRequest("POST", s.APIURL()+"/channels/"+GeneralChannel+"/messages", strings.NewReader(`{"content":"lost","nonce":"n1","enforce_nonce":true}`))
+			req.Header.Set("Authorization", "Bot "+s.Token())
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err == nil {
+				var m map[string]any
+				err = json.NewDecoder(resp.Body).Decode(&m)
+				resp.Body.Close()
+			}
+			if err == nil {
+				t.Fatal("the answer arrived intact")
+			}
+			if ms := s.BotMessages(GeneralChannel); len(ms) != 1 || ms[0].Content != "lost" {
+				t.Fatalf("stored %+v", ms)
+			}
+			if c := s.CallsTo("POST", "/messages"); len(c) != 1 || c[0].Fault != f {
+				t.Errorf("calls %+v", c)
+			}
+			// The retry with the nonce returns the stored message.
+			_, out := do(t, s, "POST", "/channels/"+GeneralChannel+"/messages", `{"content":"lost","nonce":"n1","enforce_nonce":true}`, true)
+			if out["content"] != "lost" || len(s.BotMessages(GeneralChannel)) != 1 {
+				t.Errorf("retry: %v", out)
+			}
+		})
+	}
+}

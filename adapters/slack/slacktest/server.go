@@ -57,6 +57,11 @@ type Options struct {
 	// MaxRecordedCalls bounds the call recorder for long load runs; the
 	// oldest calls are dropped (default 100000).
 	MaxRecordedCalls int
+	// HistoryLimit is the largest page conversations.history and
+	// conversations.replies return, and their default limit (default 1000,
+	// as for internal apps; commercially distributed non-Marketplace apps
+	// get 15).
+	HistoryLimit int
 	// Logger receives debug logs of the fake; nil discards them.
 	Logger *slog.Logger
 	// BotScopes are the bot token's OAuth scopes; nil grants every scope.
@@ -102,6 +107,9 @@ func (o *Options) defaults() {
 	if o.MaxRecordedCalls <= 0 {
 		o.MaxRecordedCalls = 100000
 	}
+	if o.HistoryLimit <= 0 {
+		o.HistoryLimit = 1000
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -121,6 +129,9 @@ type Call struct {
 	Status int
 	// Error is the Slack error code answered with ok:false, or "".
 	Error string
+	// Fault is the transport fault injected after the call took effect
+	// (see FailAfterStore), or "".
+	Fault Fault
 }
 
 // OK reports whether the call succeeded.
@@ -140,6 +151,9 @@ type Message struct {
 	Markdown string
 	// Blocks is the raw blocks JSON, if any.
 	Blocks json.RawMessage
+	// Metadata is the message metadata ({"event_type":…,"event_payload":{…}})
+	// the app attached, if any.
+	Metadata json.RawMessage
 	// Streaming is true between chat.startStream and chat.stopStream.
 	Streaming bool
 	// Streamed is true for messages created by chat.startStream.
@@ -214,6 +228,7 @@ type Server struct {
 	limitNext   map[string][]time.Duration
 	limits      map[string]rateLimit
 	accepted    map[string][]time.Time // successful call times per method
+	afterStore  map[string][]Fault     // transport faults after the call took effect
 	responses   []Response
 	respCounter int
 	responseIDs map[string]bool
@@ -255,6 +270,7 @@ func New(opts Options) (*Server, error) {
 		limitNext:   map[string][]time.Duration{},
 		limits:      map[string]rateLimit{},
 		accepted:    map[string][]time.Time{},
+		afterStore:  map[string][]Fault{},
 		responseIDs: map[string]bool{},
 		files:       map[string]*File{},
 		uploadURLs:  map[string]string{},
@@ -368,6 +384,30 @@ func (s *Server) SetRateLimit(method string, n int, window time.Duration) {
 		return
 	}
 	s.limits[method] = rateLimit{n: n, window: window}
+}
+
+// Fault is a transport failure the fake injects after a call took effect:
+// the client cannot tell whether its request succeeded.
+type Fault string
+
+// Faults FailAfterStore can inject.
+const (
+	// FaultTimeout holds the answer back until the client gives up (its
+	// timeout or context) or the fake closes.
+	FaultTimeout Fault = "timeout"
+	// FaultReset resets the TCP connection instead of answering.
+	FaultReset Fault = "reset"
+	// FaultBadResponse answers 200 with a body that is not valid JSON.
+	FaultBadResponse Fault = "bad_response"
+)
+
+// FailAfterStore makes the next successful call of method take effect (a
+// chat.postMessage stores its message) and then fail in transport with
+// fault, as when a response is lost. Several calls queue several faults.
+func (s *Server) FailAfterStore(method string, fault Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.afterStore[method] = append(s.afterStore[method], fault)
 }
 
 // Calls returns all recorded calls, or only those of the given methods.
@@ -585,6 +625,10 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 		resp, errCode = s.dispatchLocked(req)
 	}
 	call.Error = errCode
+	if q := s.afterStore[method]; errCode == "" && len(q) > 0 {
+		call.Fault = q[0]
+		s.afterStore[method] = q[1:]
+	}
 	s.recordLocked(call)
 	scopes := strings.Join(s.scopes, ",")
 	s.mu.Unlock()
@@ -592,6 +636,10 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-OAuth-Scopes", scopes)
 	}
 
+	if call.Fault != "" {
+		s.injectFault(w, r, call.Fault)
+		return
+	}
 	if errCode != "" {
 		resp = map[string]any{"ok": false, "error": errCode}
 	} else {
@@ -602,6 +650,33 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// injectFault fails the transport of an answer.
+func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, f Fault) {
+	switch f {
+	case FaultBadResponse:
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		_, _ = w.Write([]byte(`{"ok":true,"channel":`))
+		return
+	case FaultTimeout:
+		select {
+		case <-r.Context().Done():
+		case <-s.closed:
+		}
+	}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic("slacktest: response writer cannot be hijacked")
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0) // close with RST
+	}
+	_ = conn.Close()
 }
 
 // recordLocked appends a call, keeping the recorder bounded.
@@ -650,6 +725,8 @@ var methods = map[string]methodFunc{
 	"apps.connections.open":        (*Server).appsConnectionsOpen,
 	"users.info":                   (*Server).usersInfo,
 	"chat.postMessage":             (*Server).chatPostMessage,
+	"conversations.history":        (*Server).conversationsHistory,
+	"conversations.replies":        (*Server).conversationsReplies,
 	"chat.postEphemeral":           (*Server).chatPostEphemeral,
 	"chat.update":                  (*Server).chatUpdate,
 	"chat.delete":                  (*Server).chatDelete,
@@ -756,6 +833,29 @@ func (s *Server) contentLocked(req apiRequest) (text, markdown string, blocks js
 	return text, markdown, blocks, ""
 }
 
+// metadataParam validates the metadata argument of a post or update.
+func metadataParam(req apiRequest) (json.RawMessage, string) {
+	raw := req.params.Get("metadata")
+	if raw == "" {
+		return nil, ""
+	}
+	var md struct {
+		EventType    *string         `json:"event_type"`
+		EventPayload json.RawMessage `json:"event_payload"`
+	}
+	if err := json.Unmarshal([]byte(raw), &md); err != nil {
+		return nil, "invalid_metadata_format"
+	}
+	var payload map[string]any
+	if md.EventType == nil || *md.EventType == "" || json.Unmarshal(md.EventPayload, &payload) != nil || payload == nil {
+		return nil, "invalid_metadata_schema"
+	}
+	if len(raw) > 8<<10 {
+		return nil, "metadata_too_large"
+	}
+	return json.RawMessage(raw), ""
+}
+
 func (s *Server) storeLocked(m *Message) {
 	s.messages[m.Channel] = append(s.messages[m.Channel], m)
 	sort.SliceStable(s.messages[m.Channel], func(i, j int) bool {
@@ -785,13 +885,162 @@ func (s *Server) chatPostMessage(req apiRequest) (map[string]any, string) {
 	if code != "" {
 		return nil, code
 	}
+	meta, code := metadataParam(req)
+	if code != "" {
+		return nil, code
+	}
 	thread := req.params.Get("thread_ts")
 	m := &Message{Channel: ch, TS: s.nextTSLocked(), ThreadTS: thread, User: s.opts.BotUserID, BotID: s.opts.BotID,
-		Text: text, Markdown: md, Blocks: blocks}
+		Text: text, Markdown: md, Blocks: blocks, Metadata: meta}
 	s.storeLocked(m)
-	return map[string]any{"channel": ch, "ts": m.TS, "message": map[string]any{
-		"type": "message", "text": text, "ts": m.TS, "thread_ts": thread, "user": m.User, "bot_id": m.BotID,
-	}}, ""
+	return map[string]any{"channel": ch, "ts": m.TS, "message": s.messageJSON(m, meta != nil)}, ""
+}
+
+// messageJSON renders a stored message as the Web API returns it; metadata
+// only when asked for (include_all_metadata), as Slack does.
+func (s *Server) messageJSON(m *Message, withMetadata bool) map[string]any {
+	js := map[string]any{"type": "message", "text": m.Text, "ts": m.TS}
+	if m.User != "" {
+		js["user"] = m.User
+	}
+	if m.BotID != "" {
+		js["bot_id"] = m.BotID
+		js["app_id"] = s.opts.AppID
+	}
+	if m.ThreadTS != "" {
+		js["thread_ts"] = m.ThreadTS
+	}
+	if m.Blocks != nil {
+		js["blocks"] = m.Blocks
+	}
+	if withMetadata && m.Metadata != nil {
+		js["metadata"] = m.Metadata
+	}
+	if len(m.Files) > 0 {
+		var files []any
+		for _, id := range m.Files {
+			f := map[string]any{"id": id}
+			if sf, ok := s.files[id]; ok {
+				f["name"], f["title"] = sf.Name, sf.Title
+			}
+			files = append(files, f)
+		}
+		js["files"] = files
+	}
+	return js
+}
+
+// historyPage applies oldest / latest / inclusive, limit and cursor to
+// messages in the order they are returned.
+func (s *Server) historyPage(req apiRequest, msgs []*Message) (map[string]any, string) {
+	limit := s.opts.HistoryLimit
+	if v := req.params.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return nil, "invalid_limit"
+		}
+		if n > 0 {
+			limit = min(n, s.opts.HistoryLimit)
+		}
+	}
+	oldest, latest := req.params.Get("oldest"), req.params.Get("latest")
+	inclusive := req.params.Get("inclusive") == "1" || req.params.Get("inclusive") == "true"
+	var kept []*Message
+	for _, m := range msgs {
+		if m.Deleted || m.Ephemeral {
+			continue
+		}
+		if oldest != "" && (tsLess(m.TS, oldest) || (!inclusive && m.TS == oldest)) {
+			continue
+		}
+		if latest != "" && (tsLess(latest, m.TS) || (!inclusive && m.TS == latest)) {
+			continue
+		}
+		kept = append(kept, m)
+	}
+	start := 0
+	if c := req.params.Get("cursor"); c != "" {
+		n, err := strconv.Atoi(strings.TrimPrefix(c, "next:"))
+		if err != nil || !strings.HasPrefix(c, "next:") || n < 0 || n > len(kept) {
+			return nil, "invalid_cursor"
+		}
+		start = n
+	}
+	end := min(start+limit, len(kept))
+	withMeta := req.params.Get("include_all_metadata") == "1" || req.params.Get("include_all_metadata") == "true"
+	out := []any{}
+	for _, m := range kept[start:end] {
+		out = append(out, s.messageJSON(m, withMeta))
+	}
+	resp := map[string]any{"messages": out, "has_more": end < len(kept)}
+	next := ""
+	if end < len(kept) {
+		next = "next:" + strconv.Itoa(end)
+	}
+	resp["response_metadata"] = map[string]any{"next_cursor": next}
+	return resp, ""
+}
+
+// historyScope is the scope that lets a bot read a conversation's history.
+func historyScope(channel string) string {
+	switch {
+	case strings.HasPrefix(channel, "D"):
+		return "im:history"
+	case strings.HasPrefix(channel, "G"):
+		return "groups:history"
+	}
+	return "channels:history"
+}
+
+// conversationsHistory returns a channel's top-level messages, newest first.
+func (s *Server) conversationsHistory(req apiRequest) (map[string]any, string) {
+	// The fake does not model channels: like chat.postMessage it accepts
+	// any channel id, and one without messages is empty.
+	ch := req.params.Get("channel")
+	if ch == "" {
+		return nil, "channel_not_found"
+	}
+	if !s.hasScopeLocked(historyScope(ch)) {
+		return nil, "missing_scope"
+	}
+	all := s.messages[ch]
+	var top []*Message
+	for i := len(all) - 1; i >= 0; i-- {
+		if m := all[i]; m.ThreadTS == "" || m.ThreadTS == m.TS {
+			top = append(top, m)
+		}
+	}
+	return s.historyPage(req, top)
+}
+
+// conversationsReplies returns a thread (the parent, then its replies,
+// oldest first). Like Slack, it refuses bot tokens outside direct messages:
+// channel threads need a user token.
+func (s *Server) conversationsReplies(req apiRequest) (map[string]any, string) {
+	ch, ts := req.params.Get("channel"), req.params.Get("ts")
+	if ch == "" {
+		return nil, "channel_not_found"
+	}
+	if ts == "" {
+		return nil, "invalid_arguments"
+	}
+	if !s.hasScopeLocked(historyScope(ch)) {
+		return nil, "missing_scope"
+	}
+	if !strings.HasPrefix(ch, "D") {
+		return nil, "not_allowed_token_type"
+	}
+	parent, ok := s.byKey[ch+"/"+ts]
+	if !ok || parent.Deleted {
+		return nil, "thread_not_found"
+	}
+	thread := []*Message{parent}
+	for _, m := range s.messages[ch] {
+		if m.ThreadTS == ts && m.TS != ts {
+			thread = append(thread, m)
+		}
+	}
+	return s.historyPage(req, thread)
 }
 
 func (s *Server) chatPostEphemeral(req apiRequest) (map[string]any, string) {
@@ -834,7 +1083,14 @@ func (s *Server) chatUpdate(req apiRequest) (map[string]any, string) {
 	if code != "" {
 		return nil, code
 	}
+	meta, code := metadataParam(req)
+	if code != "" {
+		return nil, code
+	}
 	m.Text, m.Markdown, m.Blocks = text, md, blocks
+	if meta != nil { // without the argument the metadata stays
+		m.Metadata = meta
+	}
 	m.Edits++
 	return map[string]any{"channel": ch, "ts": ts, "text": text}, ""
 }
