@@ -179,7 +179,7 @@ func (e *Engine) converse(ctx context.Context, log *slog.Logger, req llm.Request
 		results, images := e.runTools(ctx, log, byName, resp.ToolCalls)
 		step := storage.ToolStep{Text: resp.Text}
 		for i, c := range resp.ToolCalls {
-			step.Calls = append(step.Calls, storage.ToolCall{ID: c.ID, Name: c.Name, Args: c.Arguments})
+			step.Calls = append(step.Calls, storage.ToolCall{ID: c.ID, Name: c.Name, Args: c.Arguments, Signature: c.Signature})
 			r := results[i]
 			step.Results = append(step.Results, storage.ToolResult{CallID: r.CallID, Name: r.Name, Content: r.Content, IsError: r.IsError})
 			label := c.Name
@@ -284,7 +284,7 @@ func toolMessages(steps []storage.ToolStep) []llm.Message {
 	for _, st := range steps {
 		a := llm.Message{Role: llm.RoleAssistant, Content: st.Text}
 		for _, c := range st.Calls {
-			a.ToolCalls = append(a.ToolCalls, llm.ToolCall{ID: c.ID, Name: c.Name, Arguments: c.Args})
+			a.ToolCalls = append(a.ToolCalls, llm.ToolCall{ID: c.ID, Name: c.Name, Arguments: c.Args, Signature: c.Signature})
 		}
 		t := llm.Message{Role: llm.RoleTool}
 		for _, r := range st.Results {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -246,7 +248,6 @@ func TestResetStopsRunningTools(t *testing.T) {
 	if len(kit.calls) != 1 || kit.calls[0] != "hang cancelled" {
 		t.Fatalf("tool calls %v", kit.calls)
 	}
-	_ = storage.StatusCancelled
 }
 
 func TestSourcesLine(t *testing.T) {
@@ -255,3 +256,50 @@ func TestSourcesLine(t *testing.T) {
 		t.Fatalf("sourcesLine = %q", got)
 	}
 }
+
+// BenchmarkToolRound measures the tool loop's own cost per round: an
+// instant in-process model that calls one instant tool per round for eight
+// rounds, then answers (no store, no platform).
+func BenchmarkToolRound(b *testing.B) {
+	const rounds = 8
+	kit := &toolKit{}
+	args := json.RawMessage(`{"a":2,"b":3}`)
+	model := &scriptModel{}
+	st0, err := storage.Open(filepath.Join(b.TempDir(), "b.db"), storage.Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st0.Close()
+	e, err := New(Options{Store: st0, Model: model, Defaults: Defaults{Model: "m"}, Logger: slog.New(slog.DiscardHandler), Tools: ToolOptions{Source: kit, MaxRounds: rounds}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Shutdown(context.Background()) //nolint:errcheck
+	tools := kit.Tools()[:1]
+	st := &pendingStart{done: make(chan struct{}), reply: nopReply{}}
+	close(st.done)
+	req := llm.Request{Model: "m", Messages: []llm.Message{{Role: llm.RoleUser, Content: "add"}}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		model.mu.Lock()
+		model.calls = model.calls[:0]
+		model.mu.Unlock()
+		model.step = func(n int, _ llm.Request) *llm.Response {
+			if n <= rounds {
+				return &llm.Response{ToolCalls: []llm.ToolCall{{ID: fmt.Sprint(n), Name: "calc_add", Arguments: args}}}
+			}
+			return &llm.Response{Text: "5"}
+		}
+		if _, err := e.converse(context.Background(), e.log, req, tools, st); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/rounds, "ns/round")
+}
+
+type nopReply struct{}
+
+func (nopReply) Append(context.Context, string) error { return nil }
+func (nopReply) Finish(context.Context, string) error { return nil }
+func (nopReply) Fail(context.Context, string) error   { return nil }

@@ -68,6 +68,9 @@ type ToolCall struct {
 	ID   string          `json:"id"`
 	Name string          `json:"name"`
 	Args json.RawMessage `json:"args,omitempty"`
+	// Signature is opaque provider state sent back with the call (Gemini's
+	// thoughtSignature).
+	Signature string `json:"sig,omitempty"`
 }
 
 // ToolResult is the result a tool call returned to the model.
