@@ -1,0 +1,66 @@
+package mcp
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBackoff(t *testing.T) {
+	lo, hi := time.Second, time.Minute
+	for n := range 100 {
+		d := backoff(n, lo, hi)
+		ceil := min(lo<<min(n, 20), hi)
+		if d < ceil/2 || d > ceil {
+			t.Errorf("backoff(%d) = %v, want within [%v, %v]", n, d, ceil/2, ceil)
+		}
+	}
+}
+
+// TestHeaders: the configured headers go to the server's origin only, not
+// to a host it redirects to.
+func TestHeaders(t *testing.T) {
+	var got []string
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, "other:"+r.Header.Get("Authorization"))
+	}))
+	defer other.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, "server:"+r.Header.Get("Authorization"))
+		http.Redirect(w, r, other.URL+"/elsewhere", http.StatusFound)
+	}))
+	defer srv.Close()
+	tr := httpTransport(&Server{URL: srv.URL + "/mcp", Headers: map[string]string{"authorization": "Bearer s"}}, nil)
+	resp, err := tr.HTTPClient.Get(srv.URL + "/mcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if want := []string{"server:Bearer s", "other:"}; !slices.Equal(got, want) {
+		t.Errorf("seen %q, want %q", got, want)
+	}
+}
+
+func TestStderrLog(t *testing.T) {
+	var buf bytes.Buffer
+	w := &stderrLog{log: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	w.Write([]byte("one\r\ntw"))
+	w.Write([]byte("o\n\n" + strings.Repeat("z", 10000) + "\n"))
+	var lines []string
+	for l := range strings.Lines(buf.String()) {
+		var rec struct{ Line string }
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, rec.Line)
+	}
+	if len(lines) != 3 || lines[0] != "one" || lines[1] != "two" || len(lines[2]) != maxStderrLine {
+		t.Errorf("lines %q", lines)
+	}
+}
