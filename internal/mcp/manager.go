@@ -311,10 +311,10 @@ func (s *server) run(ctx context.Context) {
 	lastLogged := ""
 	for {
 		start := time.Now()
-		sess, cmd, endCalls, err := s.connect(ctx)
+		sess, proc, endCalls, err := s.connect(ctx)
 		if err == nil {
 			lastLogged = ""
-			s.serve(ctx, sess, cmd, endCalls)
+			s.serve(ctx, sess, proc, endCalls)
 			if time.Since(start) >= opts.MaxBackoff {
 				attempt = 0 // it stayed up: not a crash loop
 			}
@@ -360,18 +360,40 @@ func backoff(n int, lo, hi time.Duration) time.Duration {
 	return half + rand.N(d-half+1)
 }
 
+// process is a stdio server's child process.
+type process struct {
+	cmd    *exec.Cmd
+	stderr *stderrLog
+}
+
+// stop kills what is left of the process group (the SDK stopped the child).
+func (p *process) stop() {
+	if p != nil {
+		killProcGroup(p.cmd)
+	}
+}
+
+// tail is what the child last wrote to stderr, for an error (see
+// stderrLog.tail); "" for HTTP.
+func (p *process) tail() string {
+	if p == nil {
+		return ""
+	}
+	return p.stderr.tail()
+}
+
 // connect opens a session and lists its tools; on success s is connected.
-// cmd is the stdio server's command (nil for HTTP); endCalls ends s.live.
-func (s *server) connect(ctx context.Context) (_ *sdk.ClientSession, _ *exec.Cmd, endCalls context.CancelCauseFunc, _ error) {
+// proc is the stdio server's process (nil for HTTP); endCalls ends s.live.
+func (s *server) connect(ctx context.Context) (_ *sdk.ClientSession, proc *process, endCalls context.CancelCauseFunc, _ error) {
 	opts := &s.m.opts
 	cctx, cancel := context.WithTimeout(ctx, opts.ConnectTimeout)
 	defer cancel()
 	var t sdk.Transport
-	var cmd *exec.Cmd
 	if s.cfg.URL != "" {
 		t = httpTransport(&s.cfg, opts.HTTPTransport)
 	} else {
-		t, cmd = stdioTransport(&s.cfg, opts.StopTimeout, s.log)
+		proc = &process{}
+		t, proc.cmd, proc.stderr = stdioTransport(&s.cfg, opts.StopTimeout, s.log)
 	}
 	// A list_changed of an earlier session is answered by this list.
 	select {
@@ -380,18 +402,15 @@ func (s *server) connect(ctx context.Context) (_ *sdk.ClientSession, _ *exec.Cmd
 	}
 	sess, err := s.client.Connect(cctx, t, &sdk.ClientSessionOptions{ProtocolVersion: opts.ProtocolVersion})
 	if err != nil {
-		if cmd != nil {
-			killProcGroup(cmd)
-		}
-		return nil, nil, nil, fmt.Errorf("connect: %w", err)
+		// The SDK closed what it started: the child's stderr is complete.
+		proc.stop()
+		return nil, nil, nil, fmt.Errorf("connect: %w%s", err, proc.tail())
 	}
 	defs, err := s.list(cctx, sess)
 	if err != nil {
 		_ = sess.Close()
-		if cmd != nil {
-			killProcGroup(cmd)
-		}
-		return nil, nil, nil, fmt.Errorf("list tools: %w", err)
+		proc.stop()
+		return nil, nil, nil, fmt.Errorf("list tools: %w%s", err, proc.tail())
 	}
 	live, endCalls := context.WithCancelCause(context.Background())
 	s.m.mu.Lock()
@@ -406,7 +425,7 @@ func (s *server) connect(ctx context.Context) (_ *sdk.ClientSession, _ *exec.Cmd
 		}
 	}
 	s.log.Info("mcp: server connected", attrs...)
-	return sess, cmd, endCalls, nil
+	return sess, proc, endCalls, nil
 }
 
 // list fetches the server's tools (every page, at most maxToolsPerServer);
@@ -451,7 +470,7 @@ func (s *server) list(ctx context.Context, sess *sdk.ClientSession) ([]toolDef, 
 // serve watches a connected session until it ends or ctx does: it refreshes
 // the tools on list_changed and pings the server when idle. It leaves s
 // disconnected, the session closed and the stdio server stopped.
-func (s *server) serve(ctx context.Context, sess *sdk.ClientSession, cmd *exec.Cmd, endCalls context.CancelCauseFunc) {
+func (s *server) serve(ctx context.Context, sess *sdk.ClientSession, proc *process, endCalls context.CancelCauseFunc) {
 	opts := &s.m.opts
 	var waitErr error
 	done := make(chan struct{})
@@ -496,17 +515,29 @@ loop:
 		reason = errors.New("stopped")
 	}
 	msg := s.setDown(reason)
-	if ctx.Err() == nil {
-		s.log.Warn("mcp: server disconnected", "err", msg)
-	}
 	// Cut the calls in flight (the SDK tells the server) before closing:
 	// Close waits for them.
 	endCalls(fmt.Errorf("mcp server %q %w", s.cfg.Name, errDisconnected{msg}))
 	_ = sess.Close()
 	<-done
-	if cmd != nil {
-		killProcGroup(cmd)
+	proc.stop()
+	if ctx.Err() == nil {
+		if tail := proc.tail(); tail != "" {
+			msg = s.noteErr(msg + tail)
+		}
+		s.log.Warn("mcp: server disconnected", "err", msg)
 	}
+}
+
+// noteErr replaces the error kept for Status while s is still disconnected,
+// and returns msg.
+func (s *server) noteErr(msg string) string {
+	s.m.mu.Lock()
+	if !s.connected {
+		s.err = msg
+	}
+	s.m.mu.Unlock()
+	return msg
 }
 
 // relist fetches the tools again and offers them if they changed.

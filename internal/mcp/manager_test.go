@@ -512,6 +512,23 @@ func TestNoTools(t *testing.T) {
 	}
 }
 
+// TestBrokenServer: a stdio server that exits at once is retried, and its
+// last stderr line says why in Status; a missing program is reported too.
+func TestBrokenServer(t *testing.T) {
+	cfg, _ := stdioCalc(t, "broken")
+	cfg.Env["MCP_TEST_SERVER"] = "broken"
+	m := start(t, []Server{cfg, {Name: "missing", Command: "cometbot-no-such-mcp-server"}}, testOptions(t, ""))
+	waitFor(t, "broken to fail", func() bool { return status(m, "broken").Err != "" && status(m, "missing").Err != "" })
+	st := status(m, "broken")
+	t.Log(st.Err)
+	if st.Connected || !strings.HasPrefix(st.Err, "connect: ") || !strings.HasSuffix(st.Err, `(stderr: "broken: GITHUB_TOKEN is not set")`) {
+		t.Errorf("broken status %+v", st)
+	}
+	if st := status(m, "missing"); !strings.Contains(st.Err, "executable file not found") {
+		t.Errorf("missing status %+v", st)
+	}
+}
+
 func TestRunTwice(t *testing.T) {
 	m := New(nil, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -30,6 +30,10 @@ func TestMain(m *testing.M) {
 		os.Exit(serveStdio(false))
 	case "empty":
 		os.Exit(serveStdio(true))
+	case "broken":
+		fmt.Fprintln(os.Stderr, "broken: starting")
+		fmt.Fprintln(os.Stderr, "broken: GITHUB_TOKEN is not set")
+		os.Exit(1)
 	}
 	os.Exit(m.Run())
 }

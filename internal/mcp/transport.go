@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -18,15 +19,17 @@ import (
 // exits (a grandchild may hold them open).
 const waitDelay = 2 * time.Second
 
-// stdioTransport returns a transport that starts s.Command, and the command
-// (its Process is set once the transport connected).
-func stdioTransport(s *Server, stop time.Duration, log *slog.Logger) (*sdk.CommandTransport, *exec.Cmd) {
+// stdioTransport returns a transport that starts s.Command, the command
+// (its Process is set once the transport connected) and what logs its
+// stderr.
+func stdioTransport(s *Server, stop time.Duration, log *slog.Logger) (*sdk.CommandTransport, *exec.Cmd, *stderrLog) {
 	cmd := exec.Command(s.Command, s.Args...)
 	cmd.Env = s.childEnv(os.Getenv)
-	cmd.Stderr = &stderrLog{log: log}
+	stderr := &stderrLog{log: log}
+	cmd.Stderr = stderr
 	cmd.WaitDelay = waitDelay
 	setProcGroup(cmd)
-	return &sdk.CommandTransport{Command: cmd, TerminateDuration: stop}, cmd
+	return &sdk.CommandTransport{Command: cmd, TerminateDuration: stop}, cmd, stderr
 }
 
 // httpTransport returns a streamable-HTTP transport to s.URL sending
@@ -74,14 +77,38 @@ func (t *headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // stderrLog logs a stdio server's stderr line by line at debug level, each
-// line cut at maxStderrLine bytes.
+// line cut at maxStderrLine bytes, and keeps the last line: why a server
+// that exits said it did.
 type stderrLog struct {
-	log *slog.Logger
-	mu  sync.Mutex
-	buf []byte
+	log  *slog.Logger
+	mu   sync.Mutex
+	buf  []byte
+	last string
 }
 
-const maxStderrLine = 4 << 10
+const (
+	maxStderrLine = 4 << 10
+	// maxStderrTail bounds the last line quoted in an error.
+	maxStderrTail = 300
+)
+
+// tail returns ` (stderr: "<the last line>")`, or "" when the server wrote
+// nothing.
+func (w *stderrLog) tail() string {
+	if w == nil {
+		return ""
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	last := w.last
+	if len(w.buf) > 0 {
+		last = strings.TrimSpace(string(w.buf))
+	}
+	if last == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (stderr: %q)", truncate(last, maxStderrTail))
+}
 
 // Write implements io.Writer.
 func (w *stderrLog) Write(p []byte) (int, error) {
@@ -97,8 +124,9 @@ func (w *stderrLog) Write(p []byte) (int, error) {
 		}
 		room := max(maxStderrLine-len(w.buf), 0)
 		w.buf = append(w.buf, p[:min(room, i)]...)
-		if line := strings.TrimRight(string(w.buf), "\r"); line != "" {
+		if line := strings.TrimRight(string(w.buf), "\r"); strings.TrimSpace(line) != "" {
 			w.log.Debug("mcp: server stderr", "line", line)
+			w.last = strings.TrimSpace(line)
 		}
 		w.buf = w.buf[:0]
 		p = p[i+1:]

@@ -63,4 +63,14 @@ func TestStderrLog(t *testing.T) {
 	if len(lines) != 3 || lines[0] != "one" || lines[1] != "two" || len(lines[2]) != maxStderrLine {
 		t.Errorf("lines %q", lines)
 	}
+	if tail := w.tail(); len(tail) > maxStderrTail+20 || !strings.HasPrefix(tail, ` (stderr: "zzz`) {
+		t.Errorf("tail %q", tail)
+	}
+	w.Write([]byte("fatal: no token")) // no newline: the process died mid-line
+	if tail := w.tail(); tail != ` (stderr: "fatal: no token")` {
+		t.Errorf("tail %q", tail)
+	}
+	if tail := (*stderrLog)(nil).tail(); tail != "" {
+		t.Errorf("nil tail %q", tail)
+	}
 }
