@@ -110,11 +110,11 @@ func (w *stderrLog) tail() string {
 	return fmt.Sprintf(" (stderr: %q)", truncate(last, maxStderrTail))
 }
 
-// Write implements io.Writer.
+// Write implements io.Writer. Lines are logged after the lock is released.
 func (w *stderrLog) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	n := len(p)
+	var lines []string
+	w.mu.Lock()
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
@@ -125,11 +125,15 @@ func (w *stderrLog) Write(p []byte) (int, error) {
 		room := max(maxStderrLine-len(w.buf), 0)
 		w.buf = append(w.buf, p[:min(room, i)]...)
 		if line := strings.TrimRight(string(w.buf), "\r"); strings.TrimSpace(line) != "" {
-			w.log.Debug("mcp: server stderr", "line", line)
+			lines = append(lines, line)
 			w.last = strings.TrimSpace(line)
 		}
 		w.buf = w.buf[:0]
 		p = p[i+1:]
+	}
+	w.mu.Unlock()
+	for _, line := range lines {
+		w.log.Debug("mcp: server stderr", "line", line)
 	}
 	return n, nil
 }
