@@ -13,6 +13,7 @@ package mcp
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"runtime"
 	"strings"
@@ -168,6 +169,8 @@ func (s *Server) validate() []error {
 		for k, v := range s.Headers {
 			if !validHeaderName(k) {
 				bad("headers: bad header name %q", k)
+			} else if transportHeaders[http.CanonicalHeaderKey(k)] {
+				bad("headers: %s is set by the MCP transport", k)
 			}
 			if strings.ContainsAny(v, "\r\n\x00") {
 				bad("headers: %s: value contains a line break or NUL", k)
@@ -175,6 +178,13 @@ func (s *Server) validate() []error {
 		}
 	}
 	return errs
+}
+
+// transportHeaders are the headers the streamable-HTTP transport sets.
+var transportHeaders = map[string]bool{
+	"Accept": true, "Content-Type": true, "Content-Length": true, "Host": true,
+	"Last-Event-Id": true, "Mcp-Session-Id": true, "Mcp-Protocol-Version": true,
+	"Connection": true, "Transfer-Encoding": true,
 }
 
 // validHeaderName reports whether k is an HTTP token.

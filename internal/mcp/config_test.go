@@ -18,21 +18,22 @@ func TestValidate(t *testing.T) {
 		t.Fatalf("empty list: %v", err)
 	}
 	bad := []Server{
-		{Command: "x"},                                                                        // 0: no name
-		{Name: "a.b", Command: "x"},                                                           // 1: bad name
-		{Name: "both", Command: "x", URL: "http://h"},                                         // 2
-		{Name: "neither"},                                                                     // 3
-		{Name: "calc", Command: "x"},                                                          // 4
-		{Name: "calc", URL: "https://h/mcp"},                                                  // 5: duplicate
-		{Name: "rel", URL: "/mcp"},                                                            // 6
-		{Name: "ftp", URL: "ftp://h/x?token=secret"},                                          // 7: the token is not echoed
-		{Name: "hdr", Command: "x", Headers: map[string]string{"A": "b"}},                     // 8
-		{Name: "env", URL: "https://h", Env: map[string]string{"A": "b"}},                     // 9
-		{Name: "badh", URL: "https://h", Headers: map[string]string{"Bad Name": "v"}},         // 10
-		{Name: "crlf", URL: "https://h", Headers: map[string]string{"X": "a\r\nInjected: 1"}}, // 11
-		{Name: "badenv", Command: "x", Env: map[string]string{"A=B": "c"}},                    // 12
-		{Name: strings.Repeat("n", 65), Command: "x"},                                         // 13
-		{Name: "spaces", Command: "npx -y server"},                                            // 14
+		{Command: "x"},                                                                          // 0: no name
+		{Name: "a.b", Command: "x"},                                                             // 1: bad name
+		{Name: "both", Command: "x", URL: "http://h"},                                           // 2
+		{Name: "neither"},                                                                       // 3
+		{Name: "calc", Command: "x"},                                                            // 4
+		{Name: "calc", URL: "https://h/mcp"},                                                    // 5: duplicate
+		{Name: "rel", URL: "/mcp"},                                                              // 6
+		{Name: "ftp", URL: "ftp://h/x?token=secret"},                                            // 7: the token is not echoed
+		{Name: "hdr", Command: "x", Headers: map[string]string{"A": "b"}},                       // 8
+		{Name: "env", URL: "https://h", Env: map[string]string{"A": "b"}},                       // 9
+		{Name: "badh", URL: "https://h", Headers: map[string]string{"Bad Name": "v"}},           // 10
+		{Name: "crlf", URL: "https://h", Headers: map[string]string{"X": "a\r\nInjected: 1"}},   // 11
+		{Name: "badenv", Command: "x", Env: map[string]string{"A=B": "c"}},                      // 12
+		{Name: strings.Repeat("n", 65), Command: "x"},                                           // 13
+		{Name: "spaces", Command: "npx -y server"},                                              // 14
+		{Name: "reserved", URL: "https://h", Headers: map[string]string{"mcp-session-id": "x"}}, // 15
 	}
 	err := Validate(bad)
 	if err == nil {
@@ -55,6 +56,7 @@ func TestValidate(t *testing.T) {
 		"tools.mcp_servers[12] (badenv): env: bad variable name \"A=B\"",
 		"tools.mcp_servers[13]: name \"nnnn",
 		"tools.mcp_servers[14] (spaces): command \"npx -y server\" has spaces",
+		"tools.mcp_servers[15] (reserved): headers: mcp-session-id is set by the MCP transport",
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("missing %q", want)
@@ -63,8 +65,8 @@ func TestValidate(t *testing.T) {
 	if strings.Contains(msg, "secret") {
 		t.Error("a URL's query was echoed")
 	}
-	if n := strings.Count(msg, "\n") + 1; n != 14 {
-		t.Errorf("%d errors, want 14", n)
+	if n := strings.Count(msg, "\n") + 1; n != 15 {
+		t.Errorf("%d errors, want 15", n)
 	}
 }
 
