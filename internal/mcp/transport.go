@@ -2,7 +2,9 @@ package mcp
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -38,7 +40,7 @@ func httpTransport(s *Server, base http.RoundTripper) *sdk.StreamableClientTrans
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	rt := base
+	var rt http.RoundTripper = &limitTransport{base: base, max: sdk.DefaultMaxLineLength}
 	if len(s.Headers) > 0 {
 		h := make(http.Header, len(s.Headers))
 		for k, v := range s.Headers {
@@ -48,7 +50,7 @@ func httpTransport(s *Server, base http.RoundTripper) *sdk.StreamableClientTrans
 		if u, err := url.Parse(s.URL); err == nil {
 			host = u.Scheme + "://" + u.Host
 		}
-		rt = &headerTransport{base: base, origin: host, header: h}
+		rt = &headerTransport{base: rt, origin: host, header: h}
 	}
 	return &sdk.StreamableClientTransport{
 		Endpoint:   s.URL,
@@ -75,6 +77,50 @@ func (t *headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	return t.base.RoundTrip(req)
 }
+
+// limitTransport bounds the JSON response bodies (the SDK reads them whole;
+// SSE streams it bounds per event, and stdio per message, at 16 MiB).
+type limitTransport struct {
+	base http.RoundTripper
+	max  int64
+}
+
+// errBodyTooLarge fails a JSON response longer than limitTransport.max.
+var errBodyTooLarge = errors.New("response body too large")
+
+// RoundTrip implements http.RoundTripper.
+func (t *limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err == nil && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		resp.Body = &limitedBody{rc: resp.Body, left: t.max}
+	}
+	return resp, err
+}
+
+type limitedBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left == 0 {
+		// At the limit: the body must end here.
+		var one [1]byte
+		n, err := b.rc.Read(one[:])
+		if n > 0 {
+			return 0, errBodyTooLarge
+		}
+		return 0, err
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.rc.Close() }
 
 // stderrLog logs a stdio server's stderr line by line at debug level, each
 // line cut at maxStderrLine bytes, and keeps the last line: why a server

@@ -3,9 +3,12 @@ package mcp
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -72,5 +75,29 @@ func TestStderrLog(t *testing.T) {
 	}
 	if tail := (*stderrLog)(nil).tail(); tail != "" {
 		t.Errorf("nil tail %q", tail)
+	}
+}
+
+// TestBodyLimit: a JSON response past the limit fails instead of being read
+// whole; an SSE stream is left to the SDK's per-event bound.
+func TestBodyLimit(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", r.URL.Query().Get("type"))
+		w.Write([]byte(strings.Repeat("x", 100)))
+	}))
+	defer srv.Close()
+	c := &http.Client{Transport: &limitTransport{base: http.DefaultTransport, max: 100}}
+	for typ, max := range map[string]int64{"application/json": 99, "application/json; charset=utf-8": 100, "text/event-stream": 10} {
+		c.Transport.(*limitTransport).max = max
+		resp, err := c.Get(srv.URL + "?type=" + url.QueryEscape(typ))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		tooLarge := errors.Is(err, errBodyTooLarge)
+		if want := typ == "application/json"; tooLarge != want || !tooLarge && (err != nil || len(b) != 100) {
+			t.Errorf("%s, limit %d: %d bytes, %v", typ, max, len(b), err)
+		}
 	}
 }
