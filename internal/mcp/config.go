@@ -34,6 +34,10 @@ import (
 // An HTTP server (URL) is reached with the streamable-HTTP transport;
 // Headers (e.g. Authorization) are sent with every request to the URL's host
 // and never with a redirect to another host.
+//
+// Values are used as given: expand "${VAR}" references (config.ExpandEnv)
+// before New. The fields match config.MCPServer, so a conversion
+// mcp.Server(m) works.
 type Server struct {
 	// Name identifies the server in tool names, allow-lists ("server" or
 	// "server.tool"), logs and Status: [A-Za-z0-9_-]{1,64}, unique.
