@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cometbot/cometbot/internal/mcp"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cometbot/cometbot/internal/config"
@@ -83,6 +86,7 @@ func cmdDoctor(ctx context.Context, getenv func(string) string, stdout io.Writer
 		{"database", func(ctx context.Context) (string, error) { return checkDB(ctx, cfg.DBPath) }},
 	}
 	checks = append(checks, platformChecks(cfg)...)
+	checks = append(checks, mcpChecks(cfg)...)
 	failed, warned := 0, 0
 	for _, c := range checks {
 		timeout := doctorTimeout
@@ -250,4 +254,69 @@ func checkDB(ctx context.Context, path string) (string, error) {
 		return "", err
 	}
 	return path + " is writable and passed the consistency check", nil
+}
+
+// mcpChecks connects to every configured MCP server once (concurrently) and
+// reports each one's status and tool count. A server that is down fails its
+// check with the error; the bot itself would keep retrying it.
+func mcpChecks(cfg *config.Config) []check {
+	servers := cfg.File.Tools.MCPServers
+	if len(servers) == 0 {
+		return nil
+	}
+	var (
+		once     sync.Once
+		statuses map[string]mcp.ServerStatus
+	)
+	probe := func(ctx context.Context) {
+		m := mcpManager(cfg, slog.New(slog.DiscardHandler))
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = m.Run(rctx) }()
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+	wait:
+		for {
+			settled := true
+			for _, st := range m.Status() {
+				settled = settled && (st.Connected || st.Err != "")
+			}
+			if settled {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				break wait
+			case <-tick.C:
+			}
+		}
+		statuses = make(map[string]mcp.ServerStatus)
+		for _, st := range m.Status() {
+			statuses[st.Name] = st
+		}
+		cancel()
+		<-done
+	}
+	var out []check
+	for _, s := range servers {
+		out = append(out, check{"mcp " + s.Name, func(ctx context.Context) (string, error) {
+			once.Do(func() { probe(ctx) })
+			st := statuses[s.Name]
+			switch {
+			case st.Connected:
+				return fmt.Sprintf("connected (%s %s), %s", st.Transport, st.Target, pluralTools(st.Tools)), nil
+			case st.Err != "":
+				return "", fmt.Errorf("not reachable (%s %s): %s — the bot keeps retrying it; check tools.mcp_servers", st.Transport, st.Target, st.Err)
+			}
+			return "", fmt.Errorf("no answer within the check's time (%s %s) — check tools.mcp_servers", st.Transport, st.Target)
+		}})
+	}
+	return out
+}
+
+func pluralTools(n int) string {
+	if n == 1 {
+		return "1 tool"
+	}
+	return fmt.Sprintf("%d tools", n)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/cometbot/cometbot/bot"
 	"github.com/cometbot/cometbot/internal/config"
 	"github.com/cometbot/cometbot/internal/fetch"
+	"github.com/cometbot/cometbot/internal/mcp"
 	"github.com/cometbot/cometbot/llm"
 	"github.com/cometbot/cometbot/storage"
 )
@@ -30,6 +31,11 @@ type core struct {
 
 	// fetcher is the one safe attachment downloader every adapter shares.
 	fetcher *fetch.Fetcher
+	// mcp serves the MCP servers' tools (nil without servers); stopMCP
+	// ends its Run, which closes mcpDone.
+	mcp     *mcp.Manager
+	stopMCP context.CancelFunc
+	mcpDone chan struct{}
 
 	closeOnce sync.Once
 }
@@ -72,12 +78,29 @@ func openCore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*core,
 		_ = st.Close()
 		return nil, fmt.Errorf("gateway client: %w", err)
 	}
-	eng, err := bot.New(engineOptions(cfg, st, client, cat, log))
+	opts := engineOptions(cfg, st, client, cat, log)
+	tools := mcpManager(cfg, log)
+	if tools != nil {
+		opts.Tools.Source = tools
+	}
+	eng, err := bot.New(opts)
 	if err != nil {
 		_ = st.Close()
 		return nil, err
 	}
-	return &core{cfg: cfg, log: log, store: st, catalog: cat, client: client, engine: eng, fetcher: newFetcher(cfg)}, nil
+	c := &core{cfg: cfg, log: log, store: st, catalog: cat, client: client, engine: eng, fetcher: newFetcher(cfg), mcp: tools}
+	if tools != nil {
+		// The MCP servers connect (and reconnect) in the background: a
+		// server that is down never holds up the bot.
+		mctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		c.stopMCP = stop
+		c.mcpDone = make(chan struct{})
+		go func() {
+			defer close(c.mcpDone)
+			_ = tools.Run(mctx)
+		}()
+	}
+	return c, nil
 }
 
 // engineOptions maps the configuration onto the engine's options.
@@ -140,6 +163,14 @@ func (c *core) shutdown(plan shutdownPlan) {
 		if err := c.engine.Shutdown(ctx); err != nil {
 			c.log.Warn("engine shutdown", "err", err)
 		}
+		if c.stopMCP != nil {
+			c.stopMCP()
+			select {
+			case <-c.mcpDone:
+			case <-ctx.Done():
+				c.log.Warn("MCP servers still closing at shutdown")
+			}
+		}
 		if err := c.store.Close(); err != nil {
 			c.log.Warn("close store", "err", err)
 		}
@@ -152,6 +183,38 @@ Set one of:
   SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (Slack, HTTP Events API)
   DISCORD_BOT_TOKEN                        (Discord)
 or run "cometbot chat" to talk to the bot in the terminal without any platform`)
+
+// mcpManager builds the MCP client for the configured servers (nil when
+// there are none); ${VAR} in env and header values reads the environment.
+func mcpManager(cfg *config.Config, log *slog.Logger) *mcp.Manager {
+	servers := cfg.File.Tools.MCPServers
+	if len(servers) == 0 {
+		return nil
+	}
+	out := make([]mcp.Server, len(servers))
+	for i, s := range servers {
+		srv := mcp.Server(s)
+		srv.Env = expandAll(s.Env)
+		srv.Headers = expandAll(s.Headers)
+		out[i] = srv
+	}
+	timeout := cfg.File.Tools.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	return mcp.New(out, mcp.Options{Logger: log.With("component", "mcp"), CallTimeout: timeout, Version: version})
+}
+
+func expandAll(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = config.ExpandEnv(v)
+	}
+	return out
+}
 
 // toolOptions maps the YAML tools section onto the engine's tool policy
 // (the MCP tool source is added by openCore).

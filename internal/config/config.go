@@ -19,6 +19,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/cometbot/cometbot/internal/mcp"
 	"github.com/cometbot/cometbot/internal/redact"
 	"github.com/cometbot/cometbot/llm"
 )
@@ -433,17 +434,14 @@ func (c *Config) validateFile() []error {
 	if t := f.Tools; t.MaxRounds < 0 || t.Timeout < 0 || t.MaxResultChars < 0 {
 		bad("tools: max_rounds, timeout and max_result_chars must not be negative")
 	}
-	seen := map[string]bool{}
-	for i, m := range f.Tools.MCPServers {
-		switch {
-		case m.Name == "" || strings.Trim(m.Name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != "":
-			bad("tools.mcp_servers[%d]: name %q must be letters, digits, _ or -", i, m.Name)
-		case seen[m.Name]:
-			bad("tools.mcp_servers[%d]: the name %q is used twice", i, m.Name)
-		case (m.Command == "") == (m.URL == ""):
-			bad("tools.mcp_servers[%d] (%s): set exactly one of command (stdio) or url (streamable HTTP)", i, m.Name)
+	if len(f.Tools.MCPServers) > 0 {
+		servers := make([]mcp.Server, len(f.Tools.MCPServers))
+		for i, m := range f.Tools.MCPServers {
+			servers[i] = mcp.Server(m)
 		}
-		seen[m.Name] = true
+		if err := mcp.Validate(servers); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if f.MaxAnswerChars < 0 || f.ResumeWindow < 0 {
 		bad("max_answer_chars and resume_window must not be negative")
