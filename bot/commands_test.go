@@ -7,6 +7,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -483,7 +484,9 @@ func TestChannelBudgetCountsRepliesInFlight(t *testing.T) {
 	gate := make(chan struct{})
 	h := newHarness(t, func(o *Options) { o.Policy.Budgets.Channel = Limit{Daily: 0.00135} })
 	h.say(t, chanMsg("U0", "warm up", "T0"))
+	var admitted atomic.Int32
 	h.model.answer = func(ctx context.Context, req llm.Request) (string, error) {
+		admitted.Add(1)
 		<-gate
 		return "ok", nil
 	}
@@ -495,7 +498,26 @@ func TestChannelBudgetCountsRepliesInFlight(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(200 * time.Millisecond) // let every turn reach its budget check
+	// Barrier: every turn has passed its budget check — it is either held
+	// in the model call or already refused.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		refused := 0
+		for _, o := range outs {
+			select {
+			case <-o.done:
+				refused++
+			default:
+			}
+		}
+		if int(admitted.Load())+refused == len(outs) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d admitted and %d refused of %d", admitted.Load(), refused, len(outs))
+		}
+		time.Sleep(time.Millisecond)
+	}
 	close(gate)
 	answered := 0
 	for _, o := range outs {
