@@ -17,8 +17,16 @@ import (
 // one conversation keeps in the blob store (Options.MaxConversationBlobBytes).
 const DefaultMaxConversationBlobBytes = 64 << 20
 
+// blobChunk is the size of the pieces a blob is written in, each in a
+// transaction of its own: bbolt builds a commit's dirty pages in one heap
+// buffer, so a 20 MiB blob written whole would cost a second 20 MiB while
+// the turn still holds the original.
+const blobChunk = 1 << 20
+
 var (
-	keyBlobData = []byte("data") // the bytes, in the blob's bucket under blobs
+	keyBlobData  = []byte("data") // the bytes of a blob written whole (before chunking)
+	keyBlobSize  = []byte("size") // uint64 total size: the blob is complete (written with its first reference)
+	blobChunkKey = byte('c')      // 'c'<index uint32>/d -> one piece of the bytes, in order (a bucket each, see putChunk)
 
 	// Keys inside a conversation's bucket under blob_convs.
 	keyBlobBytes = []byte("bytes") // total bytes the conversation references
@@ -51,6 +59,9 @@ func (s *Store) PutBlob(ctx context.Context, conv string, data []byte) (string, 
 	hash := sum[:]
 	ckey := []byte(conv)
 	size := uint64(len(data))
+	if err := s.writeBlobChunks(ctx, hash, data); err != nil {
+		return "", fmt.Errorf("storage: put blob: %w", err)
+	}
 	err := s.batch(func(tx *bolt.Tx) error {
 		refs, err := tx.Bucket(bucketBlobConvs).CreateBucketIfNotExists(ckey)
 		if err != nil {
@@ -129,12 +140,25 @@ func (s *Store) Blob(ctx context.Context, ref string) ([]byte, error) {
 		if b == nil {
 			return ErrBlobNotFound
 		}
-		v := b.Get(keyBlobData)
-		if v == nil {
-			return ErrBlobNotFound
+		if v := b.Get(keyBlobData); v != nil {
+			out = make([]byte, len(v)) // non-nil even for empty blobs
+			copy(out, v)
+			return nil
 		}
-		out = make([]byte, len(v)) // non-nil even for empty blobs
-		copy(out, v)
+		sz := b.Get(keyBlobSize)
+		if len(sz) != 8 {
+			return ErrBlobNotFound // pieces of a write that never completed
+		}
+		out = make([]byte, 0, binary.BigEndian.Uint64(sz))
+		c := b.Cursor()
+		for k, _ := c.Seek([]byte{blobChunkKey}); k != nil && k[0] == blobChunkKey; k, _ = c.Next() {
+			if cb := b.Bucket(k); cb != nil {
+				out = append(out, cb.Get(keyBlobData)...)
+			}
+		}
+		if uint64(len(out)) != binary.BigEndian.Uint64(sz) {
+			return fmt.Errorf("blob %x: %d of %d bytes stored", hash, len(out), binary.BigEndian.Uint64(sz))
+		}
 		return nil
 	})
 	if err != nil {
@@ -148,19 +172,111 @@ func (s *Store) Blob(ctx context.Context, ref string) ([]byte, error) {
 func addBlobRef(tx *bolt.Tx, hash, data []byte) error {
 	rc := tx.Bucket(bucketBlobRefs)
 	n := getU64(rc.Get(hash))
-	if blobs := tx.Bucket(bucketBlobs); blobs.Bucket(hash) == nil {
-		// A bucket of its own: bbolt rewrites a whole leaf (every value in
-		// it) when one of its values changes, so blobs that shared a leaf
-		// would be copied again on each put or delete of a neighbour.
-		b, err := blobs.CreateBucket(hash)
-		if err != nil {
+	if err := completeBlob(tx, hash, data); err != nil {
+		return err
+	}
+	return rc.Put(hash, u64(n+1))
+}
+
+// writeBlobChunks writes data's pieces into the blob's bucket, each piece
+// in its own transaction, unless the blob is already complete. The blob is
+// not readable (and not referenced) until PutBlob's own transaction marks
+// it complete; pieces of a write that never completed are removed at Open.
+func (s *Store) writeBlobChunks(ctx context.Context, hash, data []byte) error {
+	var done bool
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketBlobs).Bucket(hash)
+		done = b != nil && (b.Get(keyBlobData) != nil || b.Get(keyBlobSize) != nil)
+		return nil
+	}); err != nil || done {
+		return err
+	}
+	for i := 0; i*blobChunk < len(data); i++ {
+		if err := ctxErr(ctx); err != nil {
 			return err
 		}
-		if err := b.Put(keyBlobData, data); err != nil {
+		piece := data[i*blobChunk : min(len(data), (i+1)*blobChunk)]
+		if err := s.batch(func(tx *bolt.Tx) error {
+			b, err := tx.Bucket(bucketBlobs).CreateBucketIfNotExists(hash)
+			if err != nil {
+				return err
+			}
+			if b.Get(keyBlobSize) != nil || b.Get(keyBlobData) != nil {
+				return nil // completed meanwhile by a concurrent put
+			}
+			return putChunk(b, i, piece)
+		}); err != nil {
 			return err
 		}
 	}
-	return rc.Put(hash, u64(n+1))
+	return nil
+}
+
+// putChunk stores piece i in a bucket of its own: values sharing a leaf
+// are all rewritten when one is added, so pieces side by side in one leaf
+// would be copied again by every later piece's transaction.
+func putChunk(b *bolt.Bucket, i int, piece []byte) error {
+	cb, err := b.CreateBucketIfNotExists(chunkKey(i))
+	if err != nil {
+		return err
+	}
+	return cb.Put(keyBlobData, piece)
+}
+
+func chunkKey(i int) []byte {
+	k := make([]byte, 5)
+	k[0] = blobChunkKey
+	binary.BigEndian.PutUint32(k[1:], uint32(i))
+	return k
+}
+
+// completeBlob marks the blob complete inside the reference's transaction,
+// writing any piece that is missing (a concurrent release may have deleted
+// the pieces since writeBlobChunks).
+func completeBlob(tx *bolt.Tx, hash, data []byte) error {
+	// A bucket of its own: bbolt rewrites a whole leaf (every value in it)
+	// when one of its values changes, so blobs that shared a leaf would be
+	// copied again on each put or delete of a neighbour.
+	b, err := tx.Bucket(bucketBlobs).CreateBucketIfNotExists(hash)
+	if err != nil {
+		return err
+	}
+	if b.Get(keyBlobData) != nil || b.Get(keyBlobSize) != nil {
+		return nil
+	}
+	for i := 0; i*blobChunk < len(data); i++ {
+		if b.Bucket(chunkKey(i)) == nil {
+			if err := putChunk(b, i, data[i*blobChunk:min(len(data), (i+1)*blobChunk)]); err != nil {
+				return err
+			}
+		}
+	}
+	return b.Put(keyBlobSize, u64(uint64(len(data))))
+}
+
+// dropIncompleteBlobs removes the pieces of blob writes that never
+// completed (a crash between writeBlobChunks and the reference).
+func dropIncompleteBlobs(tx *bolt.Tx) error {
+	blobs := tx.Bucket(bucketBlobs)
+	if blobs == nil {
+		return nil
+	}
+	var partial [][]byte
+	if err := blobs.ForEachBucket(func(k []byte) error {
+		b := blobs.Bucket(k)
+		if b.Get(keyBlobData) == nil && b.Get(keyBlobSize) == nil {
+			partial = append(partial, bytes.Clone(k))
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, k := range partial {
+		if err := blobs.DeleteBucket(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // releaseBlobRef counts one conversation fewer referencing hash, deleting

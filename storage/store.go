@@ -165,6 +165,9 @@ func (s *Store) init() error {
 				return fmt.Errorf("storage: create %s: %w", b, err)
 			}
 		}
+		if err := dropIncompleteBlobs(tx); err != nil {
+			return fmt.Errorf("storage: drop incomplete attachments: %w", err)
+		}
 		return nil
 	})
 }
