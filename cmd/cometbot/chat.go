@@ -12,6 +12,7 @@ import (
 
 	"github.com/cometbot/cometbot/adapters/terminal"
 	"github.com/cometbot/cometbot/internal/config"
+	"github.com/cometbot/cometbot/internal/mcp"
 )
 
 func cmdChat(ctx context.Context, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) (err error) {
@@ -57,6 +58,11 @@ func cmdChat(ctx context.Context, getenv func(string) string, stdin io.Reader, s
 		}
 	}
 
+	// MCP servers connect in the background and their tools are offered
+	// once connected: let each connect (or fail) before the first turn, or
+	// piped input would be answered without them.
+	waitMCP(ctx, c.mcp, 10*time.Second, log)
+
 	// A terminal session that ended mid-answer cannot be continued: its
 	// unfinished turns are closed as interrupted (and stay in history).
 	if _, n, err := c.engine.ResumePending(ctx, terminal.Platform, nil); err != nil {
@@ -71,6 +77,35 @@ func cmdChat(ctx context.Context, getenv func(string) string, stdin io.Reader, s
 	}
 	user := getenv("USER")
 	return terminal.Run(ctx, c.engine, terminal.Config{In: stdin, Out: stdout, User: user, Prompt: prompt, MaxFileBytes: c.fetcher.MaxBytes()})
+}
+
+// waitMCP waits until every server of m (nil: none) has connected or
+// failed once, for at most max.
+func waitMCP(ctx context.Context, m *mcp.Manager, max time.Duration, log *slog.Logger) {
+	if m == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, max)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		settled := true
+		for _, st := range m.Status() {
+			settled = settled && (st.Connected || st.Err != "")
+		}
+		if settled {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				log.Warn("MCP servers still connecting; their tools are offered once they are up", "waited", max)
+			}
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // isTerminal reports whether r is an interactive terminal.
