@@ -57,11 +57,6 @@ func openBolt(path string, opts Options) (db *bolt.DB, err error) {
 	var file *os.File // the descriptor bbolt opened, to release it (and its lock) after a panic
 	bo := &bolt.Options{
 		Timeout: opts.Timeout, NoSync: opts.NoSync, FreelistType: bolt.FreelistMapType,
-		// Address space only (the file grows as it must): while the file
-		// fits, bbolt never remaps, and a remap would first copy every value
-		// a write touches out of the map onto the heap — a whole 20 MiB
-		// attachment blob among them.
-		InitialMmapSize: initialMmapSize,
 		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
 			f, err := os.OpenFile(name, flag, perm)
 			file = f
@@ -96,9 +91,6 @@ func openBolt(path string, opts Options) (db *bolt.DB, err error) {
 	}
 	return db, nil
 }
-
-// initialMmapSize is the address space bbolt maps at open (see Open).
-const initialMmapSize = 1 << 30
 
 // isFormatError reports whether bolt.Open failed on the file's content
 // rather than on the file system.
