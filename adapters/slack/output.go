@@ -37,6 +37,9 @@ type output struct {
 	user    string // the author, recipient of native streams
 	dm      bool
 	source  string // ts of the message answered ("" if unknown)
+	// resume is the ts of a message a previous process posted for this
+	// reply: Start continues in it instead of posting (see ResumeOutput).
+	resume string
 }
 
 var _ bot.Output = (*output)(nil)
@@ -46,6 +49,11 @@ var _ bot.Output = (*output)(nil)
 func (o *output) Start(ctx context.Context) (bot.Reply, error) {
 	p := o.a.pacingFor(o.team)
 	r := &reply{o: o, p: p, id: newReplyID(), dirty: make(chan struct{}, 1), flusherDone: make(chan struct{})}
+	if o.resume != "" {
+		r.continueIn(ctx, o.resume)
+		r.startFlusher(ctx)
+		return r, nil
+	}
 	r.native = o.a.cfg.NativeStreaming && o.thread != "" && !p.noNative[kind(o.dm)].Load()
 	if o.thread != "" && !o.a.cfg.DisableThreadStatus && !p.noStatus[kind(o.dm)].Load() {
 		err := o.a.api.SetAssistantThreadsStatusContext(ctx, slack.AssistantThreadsSetStatusParameters{
@@ -71,11 +79,17 @@ func (o *output) Start(ctx context.Context) (bot.Reply, error) {
 		if !r.native {
 			r.slots = []slot{{ts: ts, content: placeholderText}}
 		}
+		r.noteRef()
 	}
+	r.startFlusher(ctx)
+	return r, nil
+}
+
+// startFlusher starts the background flusher; Finish and Fail stop it.
+func (r *reply) startFlusher(ctx context.Context) {
 	fctx, cancel := context.WithCancel(ctx)
 	r.cancelFlush = cancel
 	go r.flushLoop(ctx, fctx)
-	return r, nil
 }
 
 // slot is one message of a reply.
@@ -115,6 +129,8 @@ type reply struct {
 	// conversation could not be read back: no further message is created,
 	// lest a part show twice.
 	stuck error
+
+	ref bot.RefNotifier // the first message, for a restart (bot.Resumable)
 }
 
 var _ bot.Reply = (*reply)(nil)
@@ -178,12 +194,21 @@ func (r *reply) Finish(ctx context.Context, final string) error {
 	return nil
 }
 
-// Fail ends the reply with one short message with an emoji.
+// Fail ends the reply with one short notice. Text already shown stays and
+// the notice is edited in under it; without text the notice replaces the
+// placeholder, or is posted when there is none.
 func (r *reply) Fail(ctx context.Context, userMessage string) error {
 	if !r.close() {
 		return errReplyClosed
 	}
 	r.stopFlusher()
+	if shown := strings.TrimSpace(r.snapshot()); shown != "" {
+		err := r.sync(ctx, ctx, shown+"\n\n"+noticeLine(userMessage), true)
+		if err == nil {
+			return nil
+		}
+		r.o.a.log.Warn("slack: editing the notice in failed; posting it", "channel", r.o.channel, "err", err)
+	}
 	text := failText(userMessage)
 	for i := range r.slots {
 		if r.slots[i].open {
@@ -202,17 +227,28 @@ func (r *reply) Fail(ctx context.Context, userMessage string) error {
 			return nil
 		}
 	}
-	if _, err := r.postText(ctx, ctx, text, prioHigh); err != nil {
+	ts, err := r.postText(ctx, ctx, text, prioHigh)
+	if err != nil {
 		if r.statusSet {
 			r.clearStatus(ctx)
 		}
 		return fmt.Errorf("slack: fail reply: %w", err)
 	}
+	if len(r.slots) == 0 {
+		r.slots = []slot{{ts: ts, content: text}}
+		r.noteRef()
+	}
 	return nil
 }
 
-// failText makes the one-line error message shown to users.
+// failText makes the one-line error message shown to users, as mrkdwn.
 func failText(msg string) string {
+	return neutralizeBroadcasts(escapeSlack(noticeLine(msg)))
+}
+
+// noticeLine makes the one line of a failure notice: the first line of msg,
+// at most 300 characters, with an emoji.
+func noticeLine(msg string) string {
 	msg = strings.TrimSpace(msg)
 	if i := strings.IndexByte(msg, '\n'); i >= 0 {
 		msg = strings.TrimSpace(msg[:i])
@@ -226,7 +262,7 @@ func failText(msg string) string {
 	if first, _ := utf8.DecodeRuneInString(msg); unicode.IsLetter(first) || unicode.IsDigit(first) {
 		msg = ":warning: " + msg // the engine's messages usually bring their own emoji
 	}
-	return neutralizeBroadcasts(escapeSlack(msg))
+	return msg
 }
 
 func (r *reply) clearStatus(ctx context.Context) {
@@ -383,6 +419,7 @@ func (r *reply) create(callCtx, waitCtx context.Context, content string, complet
 			return err
 		}
 		r.slots = append(r.slots, slot{ts: ts, content: content})
+		r.noteRef()
 		return nil
 	}
 	ts, err := r.startStream(callCtx, waitCtx, content, prio)
@@ -400,6 +437,7 @@ func (r *reply) create(callCtx, waitCtx context.Context, content string, complet
 		return errNativeUnavailable
 	}
 	r.slots = append(r.slots, slot{ts: ts, content: content, native: true, open: true})
+	r.noteRef()
 	if r.placeholder != "" {
 		_ = r.deleteMessage(callCtx, waitCtx, r.placeholder)
 		r.placeholder = ""
@@ -522,6 +560,7 @@ func (r *reply) update(callCtx, waitCtx context.Context, i int, content string, 
 			if r.placeholder == old {
 				r.placeholder = ""
 			}
+			r.noteRef()
 			r.deleteLater(callCtx, old)
 			return nil
 		}
@@ -547,6 +586,7 @@ func (r *reply) update(callCtx, waitCtx context.Context, i int, content string, 
 		nts, err = r.postText(callCtx, waitCtx, contentAsText(content, r.native), prio)
 		if err == nil {
 			*s = slot{ts: nts, content: content}
+			r.noteRef()
 			return nil
 		}
 	}

@@ -137,8 +137,9 @@ func TestReplyFailAfterPartialText(t *testing.T) {
 	if err := r.Fail(ctx, "stream broke"); err != nil {
 		t.Fatal(err)
 	}
+	// The notice is edited in under the text shown: no second message.
 	got := fake.BotReplies("C1", out.thread)
-	if len(got) != 2 || got[0].Text != "Partial answer" || got[1].Text != ":warning: stream broke" {
+	if len(got) != 1 || got[0].Text != "Partial answer\n\n:warning: stream broke" {
 		t.Fatalf("thread = %+v", got)
 	}
 }
