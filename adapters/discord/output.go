@@ -26,6 +26,7 @@ type target struct {
 	threadName string // set when the thread is opened
 	replyRef   bool   // the first reply message references source
 	conv       string // conversation thread key; bot messages posted in channel map to it
+	resume     string // id of a message (in channel) a previous process posted for this reply: continue in it
 }
 
 // output is the bot.Output for one incoming message.
@@ -39,6 +40,9 @@ type output struct {
 // the engine's model request is never delayed by Discord round trips.
 func (o *output) Start(ctx context.Context) (bot.Reply, error) {
 	r := newReply(ctx, o.a, o.t)
+	if o.t.resume != "" {
+		r.continueIn(o.t.resume)
+	}
 	if !o.a.goTracked(r.run) {
 		// The adapter has shut down: no streaming; Finish/Fail deliver.
 		r.cancel()
@@ -122,6 +126,8 @@ type reply struct {
 	id       string         // random; with posts it makes the nonces
 	posts    int            // nonces made so far
 	nonces   map[int]string // part -> nonce of a post not yet confirmed
+
+	ref bot.RefNotifier // the first message, for a restart (bot.Resumable)
 }
 
 // newReply makes a reply whose worker lives until the engine's turn context
@@ -443,6 +449,9 @@ func (r *reply) post(waitCtx, opCtx context.Context, wait func() error, i int, p
 	r.msgs[i] = posted{id: m.ID, content: m.Content}
 	if r.t.conv != "" {
 		r.a.convs.Put(m.ID, r.t.conv)
+	}
+	if i == 0 {
+		r.noteRef()
 	}
 	return nil
 }
