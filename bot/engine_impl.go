@@ -716,12 +716,23 @@ func (e *Engine) runTurn(j job) {
 	}
 	userRec.Attachments = stored.wait()
 	if err != nil {
-		if e.runCtx.Err() != nil && t.hasRef() {
-			// Shutdown: the turn stays pending; the next process finishes
-			// it in this very message.
-			fail(restartingMessage)
-			log.Info("turn interrupted by shutdown; it will resume after the restart")
-			return
+		if e.runCtx.Err() != nil {
+			if reply, ok := st.get(); ok {
+				if _, resumable := reply.(Resumable); resumable {
+					// Shutdown: the notice goes into the reply's message
+					// (posting it makes one when nothing was shown yet), and
+					// the turn stays pending: the next process finishes it in
+					// that very message.
+					fail(restartingMessage)
+					if t.hasRef() {
+						log.Info("turn interrupted by shutdown; it will resume after the restart")
+						return
+					}
+					asst.Text = streamed
+					endAs(storage.StatusCancelled, err.Error(), nil)
+					return
+				}
+			}
 		}
 		status, userMsg := storage.StatusFailed, userMessage(err)
 		switch {

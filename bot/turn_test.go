@@ -21,6 +21,26 @@ type refOut struct {
 func (o *refOut) Start(ctx context.Context) (Reply, error) { _, _ = o.recOut.Start(ctx); return o, nil }
 func (o *refOut) OnRef(fn func(string))                    { fn(o.ref) }
 
+// lateRefOut is a reply whose first message is made only by Fail (a
+// platform reply that had shown nothing yet).
+type lateRefOut struct {
+	*recOut
+	ref string
+	fns []func(string)
+}
+
+func (o *lateRefOut) Start(ctx context.Context) (Reply, error) {
+	_, _ = o.recOut.Start(ctx)
+	return o, nil
+}
+func (o *lateRefOut) OnRef(fn func(string)) { o.fns = append(o.fns, fn) }
+func (o *lateRefOut) Fail(ctx context.Context, msg string) error {
+	for _, fn := range o.fns {
+		fn(o.ref)
+	}
+	return o.recOut.Fail(ctx, msg)
+}
+
 // fakeResumer records which messages replies were resumed into.
 type fakeResumer struct {
 	mu   sync.Mutex
@@ -195,7 +215,9 @@ func TestShutdownLeavesResumableTurnsPending(t *testing.T) {
 		<-ctx.Done()
 		return "", ctx.Err()
 	}
-	running, queued := &refOut{recOut: newOut(), ref: "m-1"}, &refOut{recOut: newOut(), ref: "m-2"}
+	// The running reply has shown nothing yet: its message is made by the
+	// notice itself.
+	running, queued := &lateRefOut{recOut: newOut(), ref: "m-1"}, &refOut{recOut: newOut(), ref: "m-2"}
 	if err := a.e.HandleMessage(context.Background(), dm("one", "1"), running); err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +228,7 @@ func TestShutdownLeavesResumableTurnsPending(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	_ = a.e.Shutdown(ctx)
-	for i, o := range []*refOut{running, queued} {
+	for i, o := range []*recOut{running.recOut, queued.recOut} {
 		if _, failed := o.wait(t); failed != restartingMessage {
 			t.Errorf("turn %d got %q, want the restarting notice", i+1, failed)
 		}
