@@ -882,6 +882,13 @@ func startReply(ctx context.Context, out Output, t *turnState) *pendingStart {
 	p := &pendingStart{done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
+		if t != nil {
+			// Nothing of the reply shows before the accepted message is
+			// durable: a crash never leaves a placeholder or status for a
+			// message the next process does not know. (A failed write does
+			// not stop the answer.)
+			_ = t.waitBegun()
+		}
 		p.reply, p.err = out.Start(ctx)
 		if p.err == nil && p.reply == nil {
 			p.err = errors.New("adapter returned no reply")

@@ -103,7 +103,8 @@ func (e *Engine) newTurn(j job) *turnState {
 }
 
 // start makes the turn durable in the background (no fsync in front of the
-// model request); runTurn waits for it before delivering. e.mu must not be held.
+// model request); the reply's progress indicator and delivery wait for it.
+// e.mu must not be held.
 func (t *turnState) start() {
 	if t.beginErr != nil {
 		close(t.begun)

@@ -36,9 +36,10 @@ type PendingTurn struct {
 // BeginTurn makes a turn durable as it is accepted: the conversation then
 // exists (a thread stays the bot's after a crash) and the turn is indexed as
 // pending with the incoming message, so a restarted process can finish it.
-// The write is lazy (it shares the next commit, or commits alone within a
-// few milliseconds): callers run it concurrently with the turn and wait for
-// it before delivering the answer.
+// It commits at once (group-committed with concurrent writes, carrying the
+// lazy event-id write of the same message): nothing the user can see of the
+// turn may exist before it is durable. Callers run it concurrently with the
+// model call.
 func (s *Store) BeginTurn(ctx context.Context, p PendingTurn) error {
 	if err := ctxErr(ctx); err != nil {
 		return err
@@ -50,7 +51,7 @@ func (s *Store) BeginTurn(ctx context.Context, p PendingTurn) error {
 	if err != nil {
 		return fmt.Errorf("storage: encode pending turn: %w", err)
 	}
-	err = s.lazyBatch(func(tx *bolt.Tx) error {
+	err = s.batch(func(tx *bolt.Tx) error {
 		if err := appendRecords(tx, p.Conv, 0, nil); err != nil {
 			return err
 		}
