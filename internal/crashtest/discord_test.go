@@ -84,9 +84,9 @@ func (w *discordWorld) delivered(m *userMsg) (time.Time, bool) {
 
 func (w *discordWorld) settled() bool { return true }
 
-func (w *discordWorld) replies(c *conv) []botMsg {
+func (w *discordWorld) replies(where string) []botMsg {
 	var out []botMsg
-	for _, m := range w.srv.BotMessages(c.where) {
+	for _, m := range w.srv.BotMessages(where) {
 		out = append(out, botMsg{id: m.ID, text: m.Content})
 	}
 	return out

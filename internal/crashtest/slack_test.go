@@ -222,8 +222,8 @@ func (w *slackWorld) settled() bool {
 	return true
 }
 
-func (w *slackWorld) replies(c *conv) []botMsg {
-	ch, thread, _ := strings.Cut(c.where, "/")
+func (w *slackWorld) replies(where string) []botMsg {
+	ch, thread, _ := strings.Cut(where, "/")
 	var out []botMsg
 	for _, m := range w.fake.BotReplies(ch, thread) {
 		out = append(out, botMsg{id: m.TS, text: m.Body()})

@@ -23,8 +23,9 @@ type world interface {
 	// envelope's ack or an HTTP 200; Discord: dispatched on a live
 	// connection) and when it first did.
 	delivered(m *userMsg) (time.Time, bool)
-	// replies returns the bot's visible messages in a conversation, oldest first.
-	replies(c *conv) []botMsg
+	// replies returns the bot's visible messages at a conversation's
+	// location (conv.where), oldest first.
+	replies(where string) []botMsg
 	// settled reports whether every event the platform owes the bot was
 	// acknowledged (Slack redelivers un-acked events; Discord does not).
 	settled() bool
