@@ -179,8 +179,13 @@ type crashRun struct {
 	mu        sync.Mutex           // guards the fields below (the sampler reads them)
 	locs      map[string]bool      // conversation locations written to
 	firstSeen map[string]time.Time // where + "\x00" + bot message id -> when it first showed
-	kills     []time.Time
+	kills     []killSpan
 }
+
+// killSpan is one kill: when the signal was sent, and when the next
+// process started. A message first seen in between was made by the killed
+// process (the sampler sees a message a few milliseconds late).
+type killSpan struct{ at, next time.Time }
 
 // sample records when each bot message first shows, every few
 // milliseconds, until stop is closed.
@@ -211,8 +216,8 @@ func (r *crashRun) sample(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
-// leftBehind reports whether the bot message id at where first showed
-// within orphanWindow before a kill, and the gap.
+// leftBehind reports whether the bot message id at where appeared at most
+// orphanWindow before a kill (by the killed process), and how long before.
 func (r *crashRun) leftBehind(where, id string) (time.Duration, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -221,8 +226,8 @@ func (r *crashRun) leftBehind(where, id string) (time.Duration, bool) {
 		return 0, false
 	}
 	for _, k := range r.kills {
-		if !k.Before(seen) {
-			gap := k.Sub(seen)
+		if seen.Before(k.next) || k.next.IsZero() {
+			gap := k.at.Sub(seen)
 			return gap, gap <= orphanWindow
 		}
 	}
@@ -290,7 +295,7 @@ func (r *crashRun) run(cycles int) {
 		}
 		r.st.kills.add(r.killPoint(ctx, batch), 1)
 		r.mu.Lock()
-		r.kills = append(r.kills, time.Now())
+		r.kills = append(r.kills, killSpan{at: time.Now()})
 		r.mu.Unlock()
 		p.kill()
 		r.inspect()
@@ -343,6 +348,11 @@ func (r *crashRun) run(cycles int) {
 // start runs the binary and waits until it can take messages.
 func (r *crashRun) start(ctx context.Context, run int) *proc {
 	r.t.Helper()
+	r.mu.Lock()
+	if n := len(r.kills); n > 0 && r.kills[n-1].next.IsZero() {
+		r.kills[n-1].next = time.Now()
+	}
+	r.mu.Unlock()
 	p, err := startProc(r.bin, r.addr, r.env(), r.log)
 	if err != nil {
 		r.t.Fatal(err)
@@ -578,7 +588,8 @@ func (r *crashRun) check() {
 					continue
 				}
 				r.st.frozen++
-				t.Errorf("%s: a bot message that is no accepted message's answer: %q", c.where, b.text)
+				gap, _ := r.leftBehind(c.where, b.id)
+				t.Errorf("%s: a bot message that is no accepted message's answer: %q (it appeared %v before the kill that ended its process)", c.where, b.text, gap)
 				continue
 			}
 			if seen[m.tag]++; seen[m.tag] > 1 {
@@ -589,7 +600,8 @@ func (r *crashRun) check() {
 					continue
 				}
 				r.st.duplicates++
-				t.Errorf("%s answered twice in %s", m.tag, c.where)
+				gap, _ := r.leftBehind(c.where, firstID[m.tag])
+				t.Errorf("%s answered twice in %s (the first appeared %v before the kill that ended its process)", m.tag, c.where, gap)
 				continue
 			}
 			firstID[m.tag] = b.id
