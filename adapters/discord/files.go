@@ -296,8 +296,10 @@ func (a *Adapter) forwardAuthor(ctx context.Context, m *discordgo.Message) strin
 	return name
 }
 
-// Upload implements bot.FileUploader: after Finish (or Fail) it posts the
-// files into the reply's channel or thread as multipart messages
+// Upload implements bot.FileUploader: after Finish (or Fail), or before
+// them once the reply's first message exists (the engine then posts images
+// before the final edit; see bot.Resumable), it posts the files into the
+// reply's channel or thread as multipart messages
 // (payload_json listing each files[n] in attachments[]), paced and retried
 // like every other write. Files are grouped into as few messages as
 // Config.UploadLimit and Discord's 10 files per message allow; a file over
@@ -310,15 +312,20 @@ func (r *reply) Upload(ctx context.Context, files []bot.File) error {
 	r.mu.Lock()
 	closed := r.closed
 	r.mu.Unlock()
-	if !closed {
-		return errors.New("discord: Upload called before Finish or Fail")
+	switch {
+	case closed:
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		r.prepare(ctx)
+	case r.ref.Ref() == "":
+		return errors.New("discord: Upload called before the reply had a message, Finish or Fail")
+	default:
+		// The worker posted the first message: where the reply goes is
+		// settled (and was published with the reference).
 	}
-	select {
-	case <-r.done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	r.prepare(ctx)
 	limit := r.a.cfg.UploadLimit
 	batches, skipped := packFiles(files, limit, maxFilesPerMessage)
 	var errs []error

@@ -202,3 +202,41 @@ func TestResumeTargetOfThreadFollowUp(t *testing.T) {
 		t.Fatalf("thread = %+v", got)
 	}
 }
+
+// TestUploadOnceTheMessageExists: the engine posts generated images before
+// the final edit when the reply's message exists; Upload works then, and
+// only then, before Finish.
+func TestUploadOnceTheMessageExists(t *testing.T) {
+	t.Parallel()
+	eng := captureEngine{got: make(chan captured, 4)}
+	e := start(t, eng, envOpts{})
+	dm := e.srv.DMChannel(discordtest.AliceID)
+	e.srv.UserMessage(discordtest.Post{ChannelID: dm, Content: "draw a cat"})
+	c := eng.next(t)
+	ctx := context.Background()
+	r, err := c.out.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := []bot.File{{Name: "cat.png", MIMEType: "image/png", Data: []byte("\x89PNG\r\n\x1a\nfake")}}
+	up := r.(bot.FileUploader)
+	var rr refRecorder
+	r.(bot.Resumable).OnRef(rr.record)
+	if rr.get() == "" {
+		if err := up.Upload(ctx, files); err == nil {
+			t.Error("Upload before the reply had a message succeeded")
+		}
+	}
+	_ = r.Append(ctx, "Here is a cat.")
+	e.waitFor("the first message", func() bool { return rr.get() != "" })
+	if err := up.Upload(ctx, files); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Finish(ctx, "Here is a cat."); err != nil {
+		t.Fatal(err)
+	}
+	ms := e.srv.BotMessages(dm)
+	if len(ms) != 2 || ms[0].Content != "Here is a cat." || len(ms[1].Files) != 1 {
+		t.Fatalf("DM = %+v, want the answer, then the image", ms)
+	}
+}
