@@ -115,6 +115,7 @@ type stats struct {
 	duplicates     int
 	frozen         int
 	lost           int
+	threads        int           // threads that got a follow-up without a mention in the clean run
 	orphans        int           // left behind inside orphanWindow before a kill
 	orphanGap      time.Duration // the longest such gap seen
 }
@@ -151,9 +152,9 @@ func TestCrashResume(t *testing.T) {
 			start := time.Now()
 			r.run(cycles)
 			s := &r.st
-			t.Logf("%s: %d kills %v in %v; %d messages sent, %d accepted, %d lost after ack, %d not delivered; resumed %d in their message (%d completed in place) + %d before their reply had one; duplicates %d, frozen %d, lost %d; %d left behind in the last %v before a kill",
+			t.Logf("%s: %d kills %v in %v; %d messages sent, %d accepted, %d lost after ack, %d not delivered; resumed %d in their message (%d completed in place) + %d before their reply had one; %d threads continued without a mention; duplicates %d, frozen %d, lost %d; %d left behind in the last %v before a kill",
 				mode, cycles, s.kills.String(), time.Since(start).Round(100*time.Millisecond), s.sent, s.accepted, s.lostAfterAck, s.notDelivered,
-				s.resumedWithRef, s.inPlace, s.resumedNoRef, s.duplicates, s.frozen, s.lost, s.orphans, s.orphanGap.Round(time.Millisecond))
+				s.resumedWithRef, s.inPlace, s.resumedNoRef, s.threads, s.duplicates, s.frozen, s.lost, s.orphans, s.orphanGap.Round(time.Millisecond))
 		})
 	}
 }
@@ -313,6 +314,7 @@ func (r *crashRun) run(cycles int) {
 			final = append(final, r.newMsg(c, false, cycles))
 		}
 	}
+	r.st.threads = len(final)
 	final = append(final, r.newMsg(r.dm(0), false, cycles))
 	for _, m := range final {
 		r.w.send(m)

@@ -41,13 +41,14 @@ func TestShutdownNotice(t *testing.T) {
 			}
 			defer w.close()
 			dir := t.TempDir()
-			// Answers stream for seconds; the engine waits shutdown_timeout
-			// for them, then cuts them and delivers the notices. On Discord
-			// the wait outlasts the adapter's own grace (5 s), so the notices
-			// go out after its Run returned.
-			timeout, tps := "1s", 2.0
+			// Answers stream for longer than the engine lets them finish
+			// (70% of shutdown_timeout); then they are cut and get their
+			// notices (within the next 20%). On Discord the wait outlasts
+			// the adapter's own grace (5 s, plus a second to close the
+			// gateway), so the notices go out after its Run returned.
+			timeout, tps := "3s", 1.5
 			if mode == "discord" {
-				timeout, tps = "8s", 0.8
+				timeout, tps = "10s", 0.6
 			}
 			yaml := "shutdown_timeout: " + timeout + "\nslack:\n  updates_per_minute: 600\n"
 			if err := os.WriteFile(filepath.Join(dir, "cometbot.yaml"), []byte(yaml), 0o600); err != nil {
