@@ -26,8 +26,17 @@ type messageSend struct {
 	EnforceNonce bool   `json:"enforce_nonce,omitempty"`
 }
 
-// newReplyID returns a random id for one reply's nonces.
-func newReplyID() string { return strings.ToLower(rand.Text()[:12]) }
+// replyIDFor returns the id of the nonces of the reply to the message
+// source: the message's id, so that a process resuming the reply after a
+// crash makes the same nonces as the one that died and a post the dead
+// process made (whose id never reached the database) is returned instead of
+// made twice. Without a source the id is random.
+func replyIDFor(source string) string {
+	if source != "" && len(source) <= 20 { // nonces hold 25 characters: id "." count
+		return source
+	}
+	return strings.ToLower(rand.Text()[:12])
+}
 
 // nonceFor returns the nonce of reply part i: the one of an earlier attempt
 // that did not confirm a message, else a new one (at most 25 characters).

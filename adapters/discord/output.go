@@ -154,7 +154,7 @@ func newReply(ctx context.Context, a *Adapter, t target) *reply {
 	}
 	wctx, wcancel := context.WithCancel(rctx)
 	return &reply{
-		a: a, t: t, id: newReplyID(),
+		a: a, t: t, id: replyIDFor(t.source),
 		ctx: rctx, cancel: cancel,
 		waitCtx: wctx, waitCancel: wcancel,
 		wake: make(chan struct{}, 1),

@@ -51,7 +51,8 @@ func parseRef(ref string) (channel, message, conv string, ok bool) {
 // With ref "" (or one it cannot read) it answers m where a fresh reply
 // would go: in the DM, in the thread m was written in, in the thread opened
 // on m (found again when a previous process opened it already), or in place
-// with a reply reference.
+// with a reply reference; a message the previous process posted but could
+// not record is found again by its nonce (see replyIDFor).
 func (a *Adapter) ResumeOutput(m bot.Message, ref string) bot.Output {
 	if ch, id, conv, ok := parseRef(ref); ok {
 		return &output{a: a, t: target{channel: ch, source: m.ID, guild: m.Workspace, conv: conv, resume: id}}
@@ -101,9 +102,12 @@ func (a *Adapter) lookupContext() context.Context {
 }
 
 // continueIn makes the reply continue in the message id of its channel: the
-// first part edits it (whatever it shows), a notice replaces it.
+// first part edits it (whatever it shows), a notice replaces it. The
+// message took the reply's first nonce; later posts go on from there, so a
+// part the dead process had posted already is returned, not made again.
 func (r *reply) continueIn(id string) {
 	r.setup = true
 	r.msgs = []posted{{id: id}}
+	r.posts = 1
 	r.noteRef()
 }

@@ -56,10 +56,14 @@ func TestResumeOutput(t *testing.T) {
 		name string
 		post func(e *env) discordtest.Post
 		// crash: what the killed process got done: "" nothing, "thread" the
-		// thread opened, "partial" a first message with partial text.
+		// thread opened, "partial" a first message with partial text, "long"
+		// two messages of a long partial text.
 		crash string
-		final string
-		fail  string
+		// lostRef: the process died before the reference reached the
+		// database: the resumed reply gets none.
+		lostRef bool
+		final   string
+		fail    string
 		// where the answer must be: the thread opened on the message, or the
 		// channel it was written in.
 		inThread bool
@@ -72,6 +76,9 @@ func TestResumeOutput(t *testing.T) {
 		{name: "DM: partial text edited into the answer", post: dmFrom, crash: "partial", final: "The answer."},
 		{name: "overflow parts posted after the edited first one", post: dmFrom, crash: "partial", final: long},
 		{name: "notice edited in", post: dmFrom, crash: "partial", fail: "⚠️ Interrupted — ask again."},
+		{name: "DM: reference lost: the message is found again by its nonce", post: dmFrom, crash: "partial", lostRef: true, final: "The answer."},
+		{name: "mention: reference lost: the thread's message is found again", post: mentionIn(general), crash: "partial", lostRef: true, final: "The answer.", inThread: true},
+		{name: "two parts shown: both are taken over", post: dmFrom, crash: "long", final: long + " And more."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,7 +94,7 @@ func TestResumeOutput(t *testing.T) {
 
 			ref := ""
 			switch tt.crash {
-			case "thread", "partial":
+			case "thread", "partial", "long":
 				ctx, cancel := context.WithCancel(context.Background())
 				r, err := c.out.Start(ctx)
 				if err != nil {
@@ -97,15 +104,20 @@ func TestResumeOutput(t *testing.T) {
 				r.(bot.Resumable).OnRef(rr.record)
 				if tt.crash == "thread" {
 					e.waitFor("thread", func() bool { _, ok := e.srv.Channel(um.ID); return ok })
+				} else if tt.crash == "long" {
+					_ = r.Append(ctx, long)
+					e.waitFor("two messages", func() bool { return len(e.srv.BotMessages(where)) == 2 })
 				} else {
 					_ = r.Append(ctx, "Partial")
 					e.waitFor("partial text", func() bool { return rr.get() != "" })
 				}
 				cancel() // the process dies: nothing is finalized
-				ref = rr.get()
+				if !tt.lostRef {
+					ref = rr.get()
+				}
 			}
 			before := e.srv.BotMessages(where)
-			if (tt.crash == "partial") != (len(before) == 1) || len(before) > 1 {
+			if want := map[string]int{"partial": 1, "long": 2}[tt.crash]; len(before) != want {
 				t.Fatalf("before resuming: ref %q, messages %+v", ref, before)
 			}
 
@@ -138,10 +150,12 @@ func TestResumeOutput(t *testing.T) {
 			if strings.Join(bodies, "|") != strings.Join(want, "|") {
 				t.Fatalf("messages in %s = %q, want %q", where, bodies, want)
 			}
-			if len(before) == 1 && got[0].ID != before[0].ID {
-				t.Errorf("the answer is in %s, not in the message %s the crashed reply had", got[0].ID, before[0].ID)
+			for i := range before {
+				if got[i].ID != before[i].ID {
+					t.Errorf("part %d is in %s, not in the message %s the crashed reply had", i, got[i].ID, before[i].ID)
+				}
 			}
-			if ref == "" && !tt.inThread && got[0].ReferenceID != um.ID {
+			if ref == "" && um.ChannelID == locked && got[0].ReferenceID != um.ID {
 				t.Errorf("an answer in place references %q, want the user's message %s", got[0].ReferenceID, um.ID)
 			}
 			posts := 0
@@ -150,7 +164,7 @@ func TestResumeOutput(t *testing.T) {
 					posts++
 				}
 			}
-			if posts != len(want) {
+			if posts != len(want) && before == nil {
 				t.Errorf("%d posts in %s, want %d (one per part)", posts, where, len(want))
 			}
 			if want := where + "/" + got[0].ID; !strings.HasPrefix(rr.get(), want) {
