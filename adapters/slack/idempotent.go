@@ -84,8 +84,16 @@ func outcomeUnknown(err error) bool {
 	return true
 }
 
-// newReplyID returns a random id for one reply's post ids.
-func newReplyID() string { return strings.ToLower(rand.Text()[:12]) }
+// replyIDFor returns the id of the post ids of the reply to the message
+// source: the message's ts, so that a process resuming the reply after a
+// crash makes the post ids the dead one made, and can find its messages
+// (see adoptPost). Without a source the id is random.
+func replyIDFor(source string) string {
+	if source != "" {
+		return "r" + source
+	}
+	return strings.ToLower(rand.Text()[:12])
+}
 
 // nextPostID returns the id of the reply's next new message.
 func (r *reply) nextPostID() string {

@@ -40,6 +40,9 @@ type output struct {
 	// resume is the ts of a message a previous process posted for this
 	// reply: Start continues in it instead of posting (see ResumeOutput).
 	resume string
+	// resumed: a previous process worked on this reply; messages it posted
+	// without recording them are looked for before posting (adoptPost).
+	resumed bool
 }
 
 var _ bot.Output = (*output)(nil)
@@ -48,7 +51,7 @@ var _ bot.Output = (*output)(nil)
 // starts the reply's background flusher.
 func (o *output) Start(ctx context.Context) (bot.Reply, error) {
 	p := o.a.pacingFor(o.team)
-	r := &reply{o: o, p: p, id: newReplyID(), dirty: make(chan struct{}, 1), flusherDone: make(chan struct{})}
+	r := &reply{o: o, p: p, id: replyIDFor(o.source), dirty: make(chan struct{}, 1), flusherDone: make(chan struct{})}
 	if o.resume != "" {
 		r.continueIn(ctx, o.resume)
 		r.startFlusher(ctx)
@@ -530,6 +533,9 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // postText posts a new message of the reply, at most once (see createMessage).
 func (r *reply) postText(callCtx, waitCtx context.Context, text string, prio priority) (string, error) {
 	postID := r.nextPostID()
+	if ts := r.adoptPost(callCtx, waitCtx, postID, text, prio); ts != "" {
+		return ts, nil
+	}
 	opts := []slack.MsgOption{slack.MsgOptionText(text, false), slack.MsgOptionDisableLinkUnfurl(),
 		slack.MsgOptionMetadata(postMetadata(postID))}
 	if r.o.thread != "" {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 
+	"github.com/slack-go/slack"
+
 	"github.com/cometbot/cometbot/bot"
 )
 
@@ -41,9 +43,10 @@ func parseRef(ref string) (channel, ts string, ok bool) {
 // ResumeOutput implements bot.Resumer: the output for m continues in the
 // message ref (a previous process's reply), editing it instead of posting;
 // with ref "" (or one it cannot read) it answers m as usual, in the thread
-// (or DM) m came from.
+// (or DM) m came from. In DMs, messages the previous process posted without
+// recording them are found again by their post ids (see adoptPost).
 func (a *Adapter) ResumeOutput(m bot.Message, ref string) bot.Output {
-	out := &output{a: a, team: m.Workspace, channel: m.Channel, thread: m.Thread, user: m.Author.ID, dm: m.DM, source: m.ID}
+	out := &output{a: a, team: m.Workspace, channel: m.Channel, thread: m.Thread, user: m.Author.ID, dm: m.DM, source: m.ID, resumed: true}
 	if ch, ts, ok := parseRef(ref); ok {
 		out.channel, out.resume = ch, ts
 	} else if ref != "" {
@@ -65,5 +68,39 @@ func (r *reply) continueIn(ctx context.Context, ts string) {
 	r.native = false
 	r.placeholder = ts
 	r.slots = []slot{{ts: ts, content: placeholderText}}
+	r.posts = 1 // the message took the reply's first post id
 	r.noteRef()
+}
+
+// adoptPost returns a message of a resumed reply that the dead process
+// posted with postID but could not record (it died before the reference
+// reached the database, or before the later parts were taken over), edited
+// to show text: the conversation is read back, so the message is used
+// instead of posted twice. Slack lets bot tokens read threads only in
+// direct messages; in channels nothing is looked up ("" is returned).
+func (r *reply) adoptPost(callCtx, waitCtx context.Context, postID, text string, prio priority) string {
+	if !r.o.resumed || !r.o.dm {
+		return ""
+	}
+	after := r.o.source
+	if after == "" {
+		after = r.o.thread
+	}
+	ts, err := r.o.findPost(callCtx, after, hasPostID(postID))
+	if err != nil || ts == "" {
+		if err != nil {
+			r.o.a.log.Debug("slack: looking for a message of a resumed reply failed", "channel", r.o.channel, "err", err)
+		}
+		return ""
+	}
+	err = r.call(callCtx, waitCtx, r.p.update, prio, func(c context.Context) error {
+		_, _, _, err := r.o.a.api.UpdateMessageContext(c, r.o.channel, ts, slack.MsgOptionText(text, false))
+		return err
+	})
+	if err != nil {
+		r.o.a.log.Debug("slack: a message of a resumed reply was found but cannot be edited; posting anew", "channel", r.o.channel, "err", err)
+		return ""
+	}
+	r.o.a.log.Info("slack: a message of a resumed reply had been posted; continuing with it", "channel", r.o.channel, "ts", ts)
+	return ts
 }

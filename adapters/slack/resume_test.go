@@ -32,9 +32,9 @@ func (rr *refRecorder) last() string {
 }
 
 // crashedReply starts a reply for m as a process would, streams partial
-// text until Slack shows it, and abandons it as a killed process does. It
-// returns the reference the reply reported.
-func crashedReply(t *testing.T, a *Adapter, fake *slacktest.Server, m bot.Message, partial string) string {
+// text until Slack shows it (in shown messages), and abandons it as a
+// killed process does. It returns the reference the reply reported.
+func crashedReply(t *testing.T, a *Adapter, fake *slacktest.Server, m bot.Message, partial string, shown int) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel() // the abandoned reply's flusher stops; nothing is finalized
@@ -46,9 +46,10 @@ func crashedReply(t *testing.T, a *Adapter, fake *slacktest.Server, m bot.Messag
 	r.(bot.Resumable).OnRef(rr.record)
 	if partial != "" {
 		_ = r.Append(ctx, partial)
+		tail := strings.TrimSpace(partial[max(0, len(partial)-20):])
 		waitFake(t, fake, "partial text", func() bool {
 			ms := fake.BotReplies(m.Channel, m.Thread)
-			return len(ms) == 1 && strings.Contains(ms[0].Body(), strings.TrimSpace(partial))
+			return len(ms) == shown && strings.Contains(ms[len(ms)-1].Body(), tail)
 		})
 	}
 	waitFake(t, fake, "a reference", func() bool { return rr.last() != "" })
@@ -65,6 +66,8 @@ func TestResumeOutput(t *testing.T) {
 		m       bot.Message
 		native  bool
 		partial string // what the crashed process showed ("" = only its placeholder)
+		shown   int    // in how many messages (default 1)
+		lostRef bool   // the process died before the reference reached the database
 		fail    string // the resumed reply fails with this instead of finishing
 		final   string
 		want    []string // the bot's visible messages afterwards, in order
@@ -75,15 +78,29 @@ func TestResumeOutput(t *testing.T) {
 		{name: "native stream left open: closed, then edited", m: thread, native: true, partial: "Streamed ", final: "Done now.", want: []string{"Done now."}},
 		{name: "overflow parts are posted after the edited first one", m: dm, partial: "Start", final: long, want: renderMrkdwn(long, 3500, 3900)},
 		{name: "notice edited in", m: dm, partial: "Half", fail: "⚠️ Interrupted — ask again.", want: []string{"⚠️ Interrupted — ask again."}},
+		{name: "DM: placeholder posted, reference lost: found again", m: dm, lostRef: true, final: "The answer.", want: []string{"The answer."}},
+		{name: "DM: partial text posted, reference lost: found again", m: dm, partial: "Half an ans", lostRef: true, final: "The answer.", want: []string{"The answer."}},
+		{name: "DM: two parts shown: both taken over", m: dm, partial: long, shown: 2, final: long + "More.", want: renderMrkdwn(long+"More.", 3500, 3900)},
+		// Slack lets bot tokens read threads only in DMs: a first message whose
+		// reference was lost stays, and the answer comes in a new one.
+		{name: "channel thread: reference lost: answered in a second message", m: thread, partial: "Half", lostRef: true, final: "All of it.", want: []string{"Half", "All of it."}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			a, fake := newOutputEnv(t, func(c *Config) { c.NativeStreaming = tt.native })
-			ref := crashedReply(t, a, fake, tt.m, tt.partial)
+			tt.m.ID = fake.NextTS() // the user's message comes before the bot's
+			if tt.m.Thread != "" {
+				tt.m.Thread = tt.m.ID
+			}
+			shown := max(tt.shown, 1)
+			ref := crashedReply(t, a, fake, tt.m, tt.partial, shown)
 			before := fake.BotReplies(tt.m.Channel, tt.m.Thread)
-			if len(before) != 1 || ref != tt.m.Channel+"/"+before[0].TS {
+			if len(before) != shown || ref != tt.m.Channel+"/"+before[0].TS {
 				t.Fatalf("ref %q for messages %+v", ref, before)
+			}
+			if tt.lostRef {
+				ref = ""
 			}
 			posts := len(fake.Calls("chat.postMessage", "chat.startStream"))
 
@@ -94,7 +111,7 @@ func TestResumeOutput(t *testing.T) {
 			}
 			var rr refRecorder
 			r.(bot.Resumable).OnRef(rr.record)
-			if got := rr.last(); got != ref {
+			if got := rr.last(); got != ref && ref != "" {
 				t.Errorf("resumed reply reports %q at once, want %q", got, ref)
 			}
 			_ = r.Append(ctx, "Streaming again")
@@ -111,8 +128,10 @@ func TestResumeOutput(t *testing.T) {
 			for _, m := range got {
 				bodies = append(bodies, m.Body())
 			}
-			if len(got) == 0 || got[0].TS != before[0].TS {
-				t.Fatalf("the first message is no longer %s: %q", before[0].TS, bodies)
+			for i := range before {
+				if len(got) <= i || got[i].TS != before[i].TS {
+					t.Fatalf("message %d is no longer %s: %q", i, before[i].TS, bodies)
+				}
 			}
 			want := tt.want
 			if tt.fail != "" {
@@ -121,8 +140,11 @@ func TestResumeOutput(t *testing.T) {
 			if strings.Join(bodies, "|") != strings.Join(want, "|") {
 				t.Errorf("messages = %q, want %q", bodies, want)
 			}
-			if extra := len(fake.Calls("chat.postMessage", "chat.startStream")) - posts; extra != len(want)-1 {
-				t.Errorf("%d posts after resuming, want %d (overflow parts only)", extra, len(want)-1)
+			if extra := len(fake.Calls("chat.postMessage", "chat.startStream")) - posts; extra != len(want)-shown {
+				t.Errorf("%d posts after resuming, want %d (new parts only)", extra, len(want)-shown)
+			}
+			if want := "D1/" + got[0].TS; tt.m.DM && rr.last() != want {
+				t.Errorf("ref = %q, want %q", rr.last(), want)
 			}
 		})
 	}
