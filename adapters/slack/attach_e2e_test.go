@@ -43,7 +43,17 @@ func TestImageOnlyDMEndToEnd(t *testing.T) {
 	ev := e.slack.DM("U1", "D1", "", "").WithFiles(f)
 	e.slack.SendEvent(ev)
 
-	e.waitFor("the generated image upload", 15*time.Second, func() bool { return len(e.slack.Uploads("D1", "")) == 1 })
+	// The image is posted before the answer's final edit (its message
+	// exists already): wait for both.
+	answered := func() bool {
+		for _, m := range e.slack.BotReplies("D1", "") {
+			if m.Body() == "Here is a brighter version." {
+				return true
+			}
+		}
+		return false
+	}
+	e.waitFor("the generated image upload and the answer", 15*time.Second, func() bool { return len(e.slack.Uploads("D1", "")) == 1 && answered() })
 	up := e.slack.Uploads("D1", "")[0]
 	if !bytes.Equal(up.Data, generated) || !strings.HasSuffix(up.Name, ".png") {
 		t.Fatalf("upload %s: %d bytes", up.Name, len(up.Data))
