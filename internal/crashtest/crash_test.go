@@ -37,16 +37,16 @@ import (
 //   - Every accepted message has exactly one visible bot message, whose
 //     text is its final answer (the answers fit one message); there is no
 //     other bot message: no frozen "Thinking…" placeholder, no partial text,
-//     no notice, no duplicate. One exception is inherent and bounded: a
-//     reply's first message exists on the platform a moment before its
-//     reference is on disk (a round trip and a commit), and a kill in that
-//     moment leaves the message behind while the next process answers in a
-//     new one. Such an orphan is accepted only when it first showed at most
+//     no notice, no duplicate. A reply's first message exists on the
+//     platform a moment before its reference is on disk (a round trip and
+//     a commit); after a kill in that moment the next process finds the
+//     message again (Discord: by the post's nonce, derived from the user's
+//     message; Slack DMs: by the post id in its metadata, reading the DM
+//     back). Slack channel threads cannot be read back with a bot token:
+//     there such a message stays behind and the answer comes in a new one.
+//     That orphan, and only there, is accepted when it first showed at most
 //     orphanWindow before the kill that ended its process; it is counted
-//     and reported. (Closing it needs the platform to find the message
-//     again: a Discord nonce derived from the user's message, or reading a
-//     Slack DM's history; Slack channel threads cannot be read back with a
-//     bot token.)
+//     and reported.
 //   - A reply whose message existed (its reference was stored) is completed
 //     in that very message: 0 new posts for a resumed turn.
 //   - Every thread continues without a mention: the clean run writes a
@@ -583,7 +583,7 @@ func (r *crashRun) check() {
 		for _, b := range r.w.replies(c.where) {
 			m := answers[c.where+"\x00"+b.text]
 			if m == nil || !m.durable {
-				if gap, ok := r.leftBehind(c.where, b.id); ok {
+				if gap, ok := r.leftBehind(c.where, b.id); ok && !r.w.findsAgain(c.where) {
 					r.st.orphans++
 					r.st.orphanGap = max(r.st.orphanGap, gap)
 					t.Logf("%s: %q left behind %v before a kill", c.where, b.text, gap)
@@ -595,7 +595,7 @@ func (r *crashRun) check() {
 				continue
 			}
 			if seen[m.tag]++; seen[m.tag] > 1 {
-				if gap, ok := r.leftBehind(c.where, firstID[m.tag]); ok {
+				if gap, ok := r.leftBehind(c.where, firstID[m.tag]); ok && !r.w.findsAgain(c.where) {
 					r.st.orphans++
 					r.st.orphanGap = max(r.st.orphanGap, gap)
 					t.Logf("%s: the answer of %s left behind %v before a kill, and posted again", c.where, m.tag, gap)

@@ -248,6 +248,9 @@ func (w *slackWorld) refMessage(ref string) string {
 	return ts
 }
 
+// findsAgain: a bot token reads threads back only in DMs.
+func (w *slackWorld) findsAgain(where string) bool { return strings.HasPrefix(where, "D") }
+
 func (w *slackWorld) close() {
 	close(w.stop)
 	w.wg.Wait()

@@ -34,6 +34,9 @@ type world interface {
 	leftovers(convs []*conv) []string
 	// refMessage returns the message id inside a reply reference.
 	refMessage(ref string) string
+	// findsAgain reports whether the bot can find a message it posted at
+	// where without having recorded it (so none may be left behind there).
+	findsAgain(where string) bool
 	close()
 }
 
