@@ -313,8 +313,15 @@ func TestFailedUploadIsSaid(t *testing.T) {
 		if err := h.e.HandleMessage(context.Background(), dm("draw", "1"), out); err != nil {
 			t.Fatal(err)
 		}
-		if final, _ := out.wait(t); !strings.HasPrefix(final, "here it is") || !strings.Contains(final, tt.want) {
-			t.Errorf("final = %q, want %q", final, tt.want)
+		final, _ := out.wait(t)
+		if err := h.e.quiesceConversation(context.Background(), dm("", "").Scope().ConversationKey()); err != nil {
+			t.Fatal(err)
+		}
+		out.mu.Lock()
+		failed := out.failed
+		out.mu.Unlock()
+		if final != "here it is" || !strings.Contains(failed, tt.want) {
+			t.Errorf("final = %q, notice = %q, want %q", final, failed, tt.want)
 		}
 	}
 }

@@ -795,22 +795,6 @@ func (e *Engine) runTurn(j job) {
 	// place by the next process.
 	fctx, fcancel := final()
 	defer fcancel()
-	upload := func() error {
-		err := reply.(FileUploader).Upload(fctx, genImgs.files)
-		if err != nil {
-			log.Warn("upload generated images", "err", err)
-		}
-		return err
-	}
-	// Images go under the answer's message. When that message already
-	// exists they are posted first, so a failure can still be said in the
-	// final text; otherwise after it.
-	uploadFirst := len(genImgs.files) > 0 && t.hasRef()
-	if uploadFirst {
-		if err := upload(); err != nil {
-			text = strings.TrimSpace(strings.TrimSuffix(text, "🖼️") + "\n\n" + uploadNote(err))
-		}
-	}
 	// A turn the store could not save will not be remembered: say so.
 	_ = t.waitBegun() // the accepted message's write has settled (its outcome is in e.health)
 	text += e.storeNote()
@@ -819,8 +803,14 @@ func (e *Engine) runTurn(j job) {
 		log.Warn("deliver reply", "err", err)
 		status, reason = storage.StatusFailed, "delivery: "+err.Error()
 	}
-	if len(genImgs.files) > 0 && !uploadFirst && status == storage.StatusOK {
-		_ = upload()
+	// Images go under the answer, once its text is final (a reply is not
+	// safe to upload to while it still streams). One that cannot be posted
+	// is said in a short message of its own.
+	if len(genImgs.files) > 0 && status == storage.StatusOK {
+		if err := reply.(FileUploader).Upload(fctx, genImgs.files); err != nil {
+			log.Warn("upload generated images", "err", err)
+			e.refuse(fctx, j.out, uploadNote(err))
+		}
 	}
 	endAs(status, reason, e.usageEntry(m, set.Model, resp.Usage, cost))
 	log.Debug("turn done", "model", set.Model, "in", resp.Usage.InputTokens, "out", resp.Usage.OutputTokens, "took", e.opts.Now().Sub(j.queued))
