@@ -532,6 +532,10 @@ func (e *Engine) enqueue(j job) error {
 	e.mu.Unlock()
 	if fresh {
 		j.turn.start()
+		// Accepted means durable: the adapter acknowledges the event once
+		// this returns, so a crash after the acknowledgement cannot lose
+		// the message. (The model call does not wait for this write.)
+		_ = j.turn.waitBegun()
 	}
 	if start {
 		go e.drain(j.key, q)

@@ -65,16 +65,23 @@ func (a *Adapter) handleSocketEvent(ctx context.Context, smc *socketmode.Client,
 	case socketmode.EventTypeIncomingError, socketmode.EventTypeErrorBadMessage, socketmode.EventTypeErrorWriteFailed:
 		a.log.Warn("slack: socket mode problem", "type", evt.Type)
 	case socketmode.EventTypeEventsAPI:
-		a.ack(ctx, smc, evt.Request, nil)
+		// The envelope is acknowledged once the message is accepted (its
+		// turn durable) or known not to be for the bot — so a crash before
+		// that makes Slack redeliver it — and at the latest after
+		// ackDeadline, inside Slack's 3-second window.
+		ack := sync.OnceFunc(func() { a.ack(ctx, smc, evt.Request, nil) })
+		timer := time.AfterFunc(ackDeadline, ack)
+		done := func() { timer.Stop(); ack() }
 		ev, ok := evt.Data.(slackevents.EventsAPIEvent)
 		if !ok {
+			done()
 			return
 		}
 		retry := 0
 		if evt.Request != nil {
 			retry = evt.Request.RetryAttempt
 		}
-		a.dispatchEvent(ctx, ev, retry)
+		a.dispatchEvent(ctx, ev, retry, done)
 	case socketmode.EventTypeSlashCommand:
 		sc, ok := evt.Data.(slack.SlashCommand)
 		if !ok {
@@ -142,7 +149,13 @@ func acceptedSubtype(st string) bool {
 
 // dispatchEvent queues an Events API event for processing; events of one
 // channel are processed in order.
-func (a *Adapter) dispatchEvent(ctx context.Context, ev slackevents.EventsAPIEvent, retry int) {
+func (a *Adapter) dispatchEvent(ctx context.Context, ev slackevents.EventsAPIEvent, retry int, accepted func()) {
+	handed := false
+	defer func() {
+		if !handed {
+			accepted()
+		}
+	}()
 	if ev.Type != slackevents.CallbackEvent {
 		return
 	}
@@ -180,8 +193,16 @@ func (a *Adapter) dispatchEvent(ctx context.Context, ev slackevents.EventsAPIEve
 	}
 	// Files and shared messages: a message may be nothing else (no text).
 	in.content = decodeContent(raw)
-	a.serial.Do(in.channel, func() { a.processIncoming(ctx, in) })
+	handed = true
+	a.serial.Do(in.channel, func() {
+		defer accepted() // the engine has the turn on disk, or no turn was made
+		a.processIncoming(ctx, in)
+	})
 }
+
+// ackDeadline is the latest an event is acknowledged, accepted or not:
+// Slack redelivers what is not acknowledged within 3 seconds.
+const ackDeadline = 2500 * time.Millisecond
 
 // slackbotUserID is Slackbot, whose system notices (in the bot's DM too)
 // carry a user id but no bot_id.

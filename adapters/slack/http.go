@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sync"
+	"time"
 
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/slackevents"
@@ -94,7 +96,18 @@ func (a *Adapter) serveEvents(w http.ResponseWriter, r *http.Request) {
 		if retry := r.Header.Get("X-Slack-Retry-Num"); retry != "" {
 			a.log.Debug("slack: event redelivered", "retry", retry, "reason", r.Header.Get("X-Slack-Retry-Reason"))
 		}
-		a.dispatchEvent(ctx, ev, 0)
+		// Answer 200 once the message is accepted (its turn durable) or
+		// known not to be for the bot, at the latest after ackDeadline: a
+		// crash before that makes Slack redeliver the event.
+		accepted := make(chan struct{})
+		a.dispatchEvent(ctx, ev, 0, sync.OnceFunc(func() { close(accepted) }))
+		t := time.NewTimer(ackDeadline)
+		select {
+		case <-accepted:
+		case <-t.C:
+		case <-r.Context().Done():
+		}
+		t.Stop()
 		w.WriteHeader(http.StatusOK)
 	default:
 		w.WriteHeader(http.StatusOK)
