@@ -212,19 +212,8 @@ func (a *Adapter) normalize(ctx context.Context, m *discordgo.Message) (bot.Mess
 			mentioned = true
 		}
 	}
-	res := resolver{
-		botID:    id.botID,
-		botRoles: id.botRoles,
-		users:    users,
-		channel: func(cid string) (string, bool) {
-			c, ok := a.chans.Get(cid)
-			return c.Name, ok
-		},
-		role: func(rid string) (string, bool) {
-			r, ok := a.roles.Get(rid)
-			return r.Name, ok
-		},
-	}
+	res := a.resolver(users)
+	res.botID, res.botRoles = id.botID, id.botRoles
 	text, self := res.resolveText(m.Content)
 	mentioned = mentioned || self
 
@@ -336,4 +325,20 @@ func (a *Adapter) channelInfo(ctx context.Context, id string) (chanInfo, bool) {
 func (a *Adapter) threadsBlocked(channel string) bool {
 	until, ok := a.noThreads.Get(channel)
 	return ok && time.Now().Before(until)
+}
+
+// resolver turns mentions into names with the adapter's channel and role
+// caches and the given user names.
+func (a *Adapter) resolver(users map[string]string) resolver {
+	return resolver{
+		users: users,
+		channel: func(cid string) (string, bool) {
+			c, ok := a.chans.Get(cid)
+			return c.Name, ok
+		},
+		role: func(rid string) (string, bool) {
+			r, ok := a.roles.Get(rid)
+			return r.Name, ok
+		},
+	}
 }

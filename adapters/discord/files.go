@@ -185,17 +185,7 @@ func (a *Adapter) snapshotText(sm *discordgo.Message, id identity) string {
 			users[u.ID] = userName(u, nil)
 		}
 	}
-	res := resolver{
-		users: users,
-		channel: func(cid string) (string, bool) {
-			c, ok := a.chans.Get(cid)
-			return c.Name, ok
-		},
-		role: func(rid string) (string, bool) {
-			r, ok := a.roles.Get(rid)
-			return r.Name, ok
-		},
-	}
+	res := a.resolver(users)
 	text, _ := res.resolveText(sm.Content)
 	if et := embedText(sm.Embeds); et != "" {
 		if text != "" {
