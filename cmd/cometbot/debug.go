@@ -11,7 +11,8 @@ import (
 )
 
 // debugServer serves net/http/pprof on addr (COMETBOT_DEBUG_ADDR) until
-// closed; it returns nil for an empty addr. It binds exactly addr. An addr
+// closed (Server.Addr is the bound address); it returns nil for an empty
+// addr. It binds exactly addr. An addr
 // without a host (":6060", every interface) is refused: exposing pprof
 // beyond the machine must be spelled out ("0.0.0.0:6060"), and then it is
 // logged as a warning.
@@ -40,7 +41,7 @@ func debugServer(addr string, log *slog.Logger) (*http.Server, error) {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	// No write timeout: CPU profiles and traces stream for their ?seconds=.
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
+	srv := &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Warn("debug server stopped", "err", err)
