@@ -6,6 +6,8 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/cometbot/cometbot/internal/metrics"
 	"github.com/cometbot/cometbot/llm"
 	"github.com/cometbot/cometbot/llm/llmtest"
+	"github.com/cometbot/cometbot/storage"
 )
 
 // out is an Output whose reply reports its end on done.
@@ -253,5 +256,23 @@ func TestHandler(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("scrape lacks %q", want)
 		}
+	}
+}
+
+// TestStoreCommits: the store's group committer times every commit.
+func TestStoreCommits(t *testing.T) {
+	m := metrics.New(metrics.Options{NoProcess: true})
+	st, err := storage.Open(filepath.Join(t.TempDir(), "m.db"), storage.Options{NoSync: true, ObserveCommit: m.DBCommit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for i := range 3 {
+		if _, err := st.MarkSeen(context.Background(), "Ev"+strconv.Itoa(i), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := histCount(t, m, "cometbot_db_commit_seconds"); n < 1 || n > 3 {
+		t.Errorf("%d commits observed for 3 writes, want 1..3", n)
 	}
 }
