@@ -26,6 +26,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/cometbot/cometbot/internal/metrics"
 	"github.com/cometbot/cometbot/llm"
 	"github.com/cometbot/cometbot/storage"
 )
@@ -174,6 +175,40 @@ func BenchmarkTurn(b *testing.B) {
 			wg.Wait()
 			b.StopTimer()
 			reportTurn(b, cpu0, failed.Load())
+		})
+	}
+}
+
+// BenchmarkTurnMetrics is BenchmarkTurn/nosync/serial with and without
+// Options.Metrics (internal/metrics, as served): the overhead of metrics
+// per turn.
+//
+//	go test -run '^$' -bench TurnMetrics -benchmem -count 6 ./bot
+func BenchmarkTurnMetrics(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		name := "off"
+		if on {
+			name = "on"
+		}
+		b.Run(name, func(b *testing.B) {
+			e := newBenchEngine(b, true, &instantModel{}, func(o *Options) {
+				if on {
+					o.Metrics = metrics.New(metrics.Options{KnownModel: func(id string) bool { _, ok := testCatalog.Lookup(id); return ok }})
+				}
+			})
+			out := newNopOut()
+			ctx := context.Background()
+			b.ReportAllocs()
+			cpu0 := cpuTime()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				if err := e.HandleMessage(ctx, benchMessage(i%1000, i), out); err != nil {
+					b.Fatal(err)
+				}
+				<-out.done
+			}
+			b.StopTimer()
+			reportTurn(b, cpu0, out.failed.Load())
 		})
 	}
 }

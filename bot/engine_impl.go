@@ -116,6 +116,9 @@ type Options struct {
 	Blobs BlobStore
 	// Attachments bounds what is read from attached files.
 	Attachments AttachmentOptions
+	// Metrics receives turn counts, latencies and usage for monitoring;
+	// nil reports nothing.
+	Metrics Metrics
 }
 
 // Engine is the conversation engine: it orders turns per conversation, runs
@@ -125,6 +128,7 @@ type Engine struct {
 	opts Options
 	log  *slog.Logger
 	sem  chan struct{}
+	mx   Metrics // opts.Metrics
 
 	runCtx    context.Context
 	cancelRun context.CancelFunc
@@ -152,6 +156,7 @@ type job struct {
 	out    Output
 	key    string
 	queued time.Time
+	recv   time.Time  // when the engine took the event (monotonic; for metrics)
 	turn   *turnState // the durable side; set when the job is accepted
 	note   string     // a line for the reply (e.g. files not read again after a restart)
 }
@@ -237,6 +242,7 @@ func New(opts Options) (*Engine, error) {
 	e := &Engine{
 		opts:      opts,
 		log:       opts.Logger,
+		mx:        opts.Metrics,
 		sem:       make(chan struct{}, opts.MaxConcurrent),
 		runCtx:    ctx,
 		cancelRun: cancel,
@@ -375,6 +381,7 @@ func (e *Engine) InFlight() int {
 // background, streaming its reply to out. A nil error means a reply is on
 // its way; ErrIgnored, ErrDuplicate and ErrShuttingDown mean no reply.
 func (e *Engine) HandleMessage(ctx context.Context, m Message, out Output) error {
+	recv := time.Now()
 	if e.isClosing() {
 		return ErrShuttingDown
 	}
@@ -406,12 +413,15 @@ func (e *Engine) HandleMessage(ctx context.Context, m Message, out Output) error
 		if refusal == silent {
 			return ErrIgnored
 		}
-		if !e.background(func(ctx context.Context) { e.refuse(ctx, out, refusal) }) {
+		if !e.background(func(ctx context.Context) {
+			e.refuse(ctx, out, refusal)
+			e.turnDone(m.Platform, outcomeRefused, recv)
+		}) {
 			return ErrShuttingDown
 		}
 		return nil
 	}
-	return e.enqueue(job{msg: m, out: out, key: key, queued: e.opts.Now()})
+	return e.enqueue(job{msg: m, out: out, key: key, queued: e.opts.Now(), recv: recv})
 }
 
 // Addressed reports whether m is addressed to the bot: a direct message, a
@@ -513,6 +523,7 @@ func (e *Engine) enqueue(j job) error {
 		e.mu.Unlock()
 		e.background(func(ctx context.Context) {
 			e.refuse(ctx, j.out, "⏳ I'm still answering earlier messages here — please wait for those replies and ask again.")
+			e.turnDone(j.msg.Platform, outcomeRefused, j.recv)
 		})
 		return nil
 	}
@@ -525,7 +536,13 @@ func (e *Engine) enqueue(j job) error {
 	if fresh {
 		j.turn = e.newTurn(j)
 	}
+	if j.recv.IsZero() {
+		j.recv = time.Now()
+	}
 	q.jobs = append(q.jobs, j)
+	if e.mx != nil {
+		e.mx.TurnQueued(1)
+	}
 	if start {
 		e.wg.Add(1)
 	}
@@ -562,6 +579,9 @@ func (e *Engine) drain(key string, q *convQueue) {
 		q.jobs[0] = job{}
 		q.jobs = q.jobs[1:]
 		e.mu.Unlock()
+		if e.mx != nil {
+			e.mx.TurnQueued(-1)
+		}
 		e.runTurn(j)
 	}
 }
@@ -583,7 +603,22 @@ func (e *Engine) refuse(ctx context.Context, out Output, text string) {
 // interruptedMessage is what a reply says when shutdown cut it short.
 const interruptedMessage = "⚠️ Interrupted — the bot is restarting. Please ask again in a moment."
 
+// turnDone reports a finished turn to Metrics.
+func (e *Engine) turnDone(platform, outcome string, recv time.Time) {
+	if e.mx != nil {
+		e.mx.TurnDone(platform, outcome, time.Since(recv))
+	}
+}
+
 func (e *Engine) runTurn(j job) {
+	outcome := outcomeInterrupted // a turn left pending for the next process
+	if e.mx != nil {
+		e.mx.TurnRunning(1)
+		defer func() {
+			e.mx.TurnRunning(-1)
+			e.turnDone(j.msg.Platform, outcome, j.recv)
+		}()
+	}
 	tctx, cancel := context.WithTimeout(e.runCtx, e.opts.TurnTimeout)
 	defer cancel()
 	ctx, stop := context.WithCancelCause(tctx)
@@ -604,6 +639,9 @@ func (e *Engine) runTurn(j job) {
 	// endAs stores the turn with the given outcome (user and assistant
 	// records, usage when not nil) and takes it off the pending list.
 	endAs := func(status, reason string, usage *storage.UsageEntry) {
+		if outcome != outcomeRefused {
+			outcome = outcomeOf(status)
+		}
 		userRec.Status, asst.Status = status, status
 		if reason != "" {
 			asst.Error = reason
@@ -624,6 +662,7 @@ func (e *Engine) runTurn(j job) {
 	// The adapter shows progress (a platform round trip) while the engine
 	// loads history and calls the model: neither waits for the other.
 	st := startReply(ctx, j.out, t)
+	st.since = j.recv
 	defer st.wait()
 	fail := func(msg string) {
 		if reply, ok := st.get(); ok {
@@ -659,6 +698,7 @@ func (e *Engine) runTurn(j job) {
 		return
 	}
 	if refusal != "" {
+		outcome = outcomeRefused
 		failTurn(refusal, "refused: "+refusal)
 		return
 	}
@@ -751,6 +791,9 @@ func (e *Engine) runTurn(j job) {
 			cost := e.cost(set.Model, resp.Usage)
 			replyCost = cost
 			usage = e.usageEntry(m, set.Model, resp.Usage, cost)
+			if e.mx != nil {
+				e.mx.Usage(set.Model, resp.Usage.InputTokens, resp.Usage.OutputTokens, cost)
+			}
 		}
 		log.Warn("turn failed", "model", set.Model, "err", err)
 		if notes != "" {
@@ -762,6 +805,9 @@ func (e *Engine) runTurn(j job) {
 	}
 	cost := e.cost(set.Model, resp.Usage)
 	replyCost = cost
+	if e.mx != nil {
+		e.mx.Usage(set.Model, resp.Usage.InputTokens, resp.Usage.OutputTokens, cost)
+	}
 	if src := sourcesLine(resp.Citations); src != "" {
 		resp.Text = strings.TrimRight(resp.Text, "\n") + "\n\n" + src
 	}
@@ -803,6 +849,7 @@ func (e *Engine) runTurn(j job) {
 	_ = t.waitBegun() // the accepted message's write has settled (its outcome is in e.health)
 	text += e.storeNote()
 	status, reason := storage.StatusOK, ""
+	e.firstVisible(st) // an answer that did not stream shows now
 	if err := reply.Finish(fctx, text); err != nil {
 		log.Warn("deliver reply", "err", err)
 		status, reason = storage.StatusFailed, "delivery: "+err.Error()
@@ -870,6 +917,11 @@ type pendingStart struct {
 	done  chan struct{}
 	reply Reply
 	err   error
+	// since is when the engine took the event; shown is set once answer
+	// text was handed to the reply (both for Metrics.FirstVisible; only
+	// the turn's goroutine uses them).
+	since time.Time
+	shown bool
 }
 
 func startReply(ctx context.Context, out Output, t *turnState) *pendingStart {
@@ -915,6 +967,10 @@ func (e *Engine) callModel(ctx context.Context, req llm.Request, st *pendingStar
 	}
 	defer func() { <-e.sem }()
 	var streamed []byte
+	var began time.Time
+	if e.mx != nil {
+		began = time.Now()
+	}
 	resp, err := e.opts.Model.Stream(ctx, req, func(d llm.Delta) error {
 		if d.ToolCall != nil && onToolCall != nil {
 			onToolCall(d.ToolCall)
@@ -922,11 +978,15 @@ func (e *Engine) callModel(ctx context.Context, req llm.Request, st *pendingStar
 		if d.Text == "" {
 			return nil
 		}
+		if e.mx != nil && len(streamed) == 0 {
+			e.mx.FirstToken(time.Since(began))
+		}
 		reply, ok := st.get()
 		if !ok {
 			return fmt.Errorf("bot: start reply: %w", st.err)
 		}
 		streamed = append(streamed, d.Text...)
+		e.firstVisible(st)
 		if err := reply.Append(ctx, d.Text); err != nil {
 			e.log.Debug("append to reply", "err", err)
 		}

@@ -80,6 +80,22 @@ type Config struct {
 	Routes []Route
 	// UserAgent is sent as User-Agent; default "cometbot-llm".
 	UserAgent string
+	// Metrics receives one report per gateway request and per retry; nil
+	// reports nothing.
+	Metrics Metrics
+}
+
+// Metrics receives the client's reports for monitoring (internal/metrics
+// implements it). Every label is bounded: a wire format, a status code, a
+// reason from a fixed set.
+type Metrics interface {
+	// GatewayRequest reports one HTTP request to the gateway and its status
+	// code; 0 means no response (a transport error or timeout).
+	GatewayRequest(format string, status int)
+	// GatewayRetry reports a call made again and why: an error kind
+	// (ErrorKind.String, e.g. "rate-limited"), "format-fallback" or
+	// "param-rejected".
+	GatewayRetry(reason string)
 }
 
 // String returns a description of the configuration with the API key redacted,
@@ -128,6 +144,7 @@ type Client struct {
 	ua            string
 	lim           *limiter
 	scrub         scrubber
+	mx            Metrics // nil: no metrics
 
 	mu       sync.Mutex
 	fallback map[string]Format   // lower-case model -> format forced after a native failure
@@ -182,6 +199,7 @@ func NewClient(cfg Config) (*Client, error) {
 		retryBase:     orDefault(cfg.RetryBase, DefaultRetryBase),
 		retryMax:      orDefault(cfg.RetryMaxDelay, DefaultRetryMaxDelay),
 		ua:            cfg.UserAgent,
+		mx:            cfg.Metrics,
 		scrub:         newScrubber(append(secrets, key)...),
 		fallback:      map[string]Format{},
 		rejected:      map[string]paramSet{},
@@ -331,6 +349,9 @@ func (c *Client) call(ctx context.Context, req Request, stream bool, onDelta fun
 		if f != FormatChat && e.formatProblem {
 			c.rememberFallback(req.Model, f, e)
 			f = FormatChat
+			if c.mx != nil {
+				c.mx.GatewayRetry("format-fallback")
+			}
 			continue
 		}
 		if e.Kind == KindBadRequest {
@@ -352,6 +373,9 @@ func (c *Client) call(ctx context.Context, req Request, stream bool, onDelta fun
 				paramRetried = true
 				c.rememberRejected(req.Model, bit, e)
 				drop = allParams
+				if c.mx != nil {
+					c.mx.GatewayRetry("param-rejected")
+				}
 				continue
 			}
 		}
@@ -367,6 +391,9 @@ func (c *Client) call(ctx context.Context, req Request, stream bool, onDelta fun
 			c.log.Warn("llm: giving up", "model", req.Model, "format", f, "kind", e.Kind.String(), "status", e.Status,
 				"request_id", e.RequestID, "attempts", attempts, "elapsed", time.Since(start).Round(time.Millisecond))
 			return nil, e
+		}
+		if c.mx != nil {
+			c.mx.GatewayRetry(e.Kind.String())
 		}
 		c.log.Info("llm: retrying", "model", req.Model, "format", f, "kind", e.Kind.String(), "status", e.Status,
 			"request_id", e.RequestID, "attempt", attempts, "wait", wait.Round(time.Millisecond))
@@ -461,6 +488,13 @@ func (c *Client) attempt(ctx context.Context, f Format, req *Request, stream boo
 	w.auth(h, c.key)
 
 	resp, err := c.hc.Do(hreq)
+	if c.mx != nil {
+		status := 0
+		if err == nil {
+			status = resp.StatusCode
+		}
+		c.mx.GatewayRequest(string(f), status)
+	}
 	if err != nil {
 		return nil, c.classifyTransport(actx, err, stalled())
 	}

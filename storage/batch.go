@@ -46,9 +46,10 @@ type committer struct {
 	eager   int // queued calls that are not lazy
 	running bool
 	closing bool
-	wake    chan struct{}  // capacity 1: an eager write was queued
-	idle    sync.WaitGroup // counts the running flush goroutine
-	delay   time.Duration  // lazyDelay (tests change it)
+	wake    chan struct{}       // capacity 1: an eager write was queued
+	idle    sync.WaitGroup      // counts the running flush goroutine
+	delay   time.Duration       // lazyDelay (tests change it)
+	observe func(time.Duration) // Options.ObserveCommit; nil: not timed
 }
 
 func newCommitter(db *bolt.DB) *committer {
@@ -129,6 +130,10 @@ func (c *committer) flush() {
 func (c *committer) commit(calls []groupCall) {
 	for len(calls) > 0 {
 		failed := -1
+		var began time.Time
+		if c.observe != nil {
+			began = time.Now()
+		}
 		err := c.db.Update(func(tx *bolt.Tx) error {
 			for i, call := range calls {
 				if err := safeCall(call.fn, tx); err != nil {
@@ -138,6 +143,9 @@ func (c *committer) commit(calls []groupCall) {
 			}
 			return nil
 		})
+		if c.observe != nil {
+			c.observe(time.Since(began))
+		}
 		if failed >= 0 {
 			calls[failed].err <- errSolo
 			calls = append(calls[:failed:failed], calls[failed+1:]...)

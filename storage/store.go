@@ -87,6 +87,10 @@ type Options struct {
 	// oldest attachments are dropped. 0 means
 	// DefaultMaxConversationBlobBytes (64 MiB); negative means no cap.
 	MaxConversationBlobBytes int64
+	// ObserveCommit, when set, is told how long each group commit took
+	// (the transaction and its fsync; for metrics). It is not called with
+	// MaxBatchDelay, whose commits bbolt runs.
+	ObserveCommit func(time.Duration)
 }
 
 // Store is the bbolt-backed store. It is safe for concurrent use.
@@ -132,6 +136,7 @@ func Open(path string, opts Options) (*Store, error) {
 		db.MaxBatchDelay = opts.MaxBatchDelay
 	} else {
 		s.group = newCommitter(db)
+		s.group.observe = opts.ObserveCommit
 	}
 	if err := guard(path, s.init); err != nil {
 		if s.group != nil {

@@ -144,6 +144,7 @@ func New(cfg Config, engine Engine) (*Adapter, error) {
 	hc := *cfg.HTTPClient
 	tr := newTransport(cfg.APIURL, cfg.HTTPClient.Transport, a.pacer, cfg.GlobalRate)
 	tr.fallback = a.currentRunCtx
+	tr.mx = cfg.Metrics
 	hc.Transport = tr
 	s.Client = &hc
 	// Gateway: we own reconnection (so it stops with Run's context), we

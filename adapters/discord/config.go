@@ -99,6 +99,9 @@ type Config struct {
 	// the adapter builds one allowing fetch.DefaultHosts plus the host:port
 	// of APIURL (a REST proxy or a loopback fake serving files too).
 	Fetcher *fetch.Fetcher
+	// Metrics receives one report per REST call (its route and status
+	// code) and per pacing wait; nil reports nothing.
+	Metrics Metrics
 	// UploadLimit is the most bytes of files one message may carry when
 	// the bot posts files (generated images). Discord allows 10 MiB in
 	// servers without boosts, more in boosted ones. Files are grouped into

@@ -28,6 +28,7 @@ type transport struct {
 	// fallback, when set, gives requests made without a context (discordgo's
 	// gateway lookup inside Open) one that ends when the adapter stops.
 	fallback func() context.Context
+	mx       Metrics // nil: no metrics
 
 	mu          sync.Mutex
 	globalUntil time.Time // a global 429 blocks every request until then
@@ -72,6 +73,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.URL = nu
 		req.Host = ""
 	}
+	var began time.Time
+	if t.mx != nil {
+		began = time.Now()
+	}
 	if err := t.waitGlobal(ctx); err != nil {
 		return nil, err
 	}
@@ -82,7 +87,17 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 	}
+	if t.mx != nil && ours {
+		t.mx.PlatformWait(platform, time.Since(began))
+	}
 	resp, err := t.next.RoundTrip(req)
+	if t.mx != nil && ours {
+		status := 0
+		if err == nil {
+			status = resp.StatusCode
+		}
+		t.mx.PlatformRequest(platform, req.Method+" "+routeLabel(rest), status)
+	}
 	if err != nil {
 		if ours && t.base != t.from {
 			// Name the URL actually called: discordgo reports its own.
@@ -185,4 +200,49 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// platform is the platform label of this adapter's metrics.
+const platform = "discord"
+
+// Metrics receives the adapter's reports for monitoring (internal/metrics
+// implements it).
+type Metrics interface {
+	// PlatformRequest reports one REST call: its method (HTTP method and
+	// route, ids replaced, e.g. "POST /channels/:id/messages") and status
+	// code, 0 when there was no response.
+	PlatformRequest(platform, method string, status int)
+	// PlatformWait reports how long a REST call waited for the global rate
+	// limit and the channel pacer before it was sent.
+	PlatformWait(platform string, d time.Duration)
+}
+
+// routeLabel reduces a REST path to a bounded route: segments that are
+// not short lower-case words (ids, tokens, emoji) become ":id", the query
+// is dropped and at most 8 segments are kept.
+func routeLabel(path string) string {
+	path, _, _ = strings.Cut(path, "?")
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	if len(parts) > 8 {
+		parts = parts[:8]
+	}
+	for i, p := range parts {
+		if !routeWord(p) {
+			parts[i] = ":id"
+		}
+	}
+	return "/" + strings.Join(parts, "/")
+}
+
+// routeWord reports whether a path segment is a fixed word of a route.
+func routeWord(s string) bool {
+	if s == "" || len(s) > 24 {
+		return false
+	}
+	for _, r := range s {
+		if (r < 'a' || r > 'z') && r != '-' && r != '_' && r != '@' {
+			return false
+		}
+	}
+	return true
 }

@@ -104,6 +104,9 @@ type Config struct {
 
 	// HTTPClient is used for Web API calls (default: a client with a 30 s timeout).
 	HTTPClient *http.Client
+	// Metrics receives one report per Web API call (its method and HTTP
+	// status code) and per pacing wait; nil reports nothing.
+	Metrics Metrics
 	// SocketPingTimeout is how long Socket Mode may go without a ping from
 	// Slack before reconnecting (default 30 s).
 	SocketPingTimeout time.Duration
@@ -244,9 +247,15 @@ func New(cfg Config, engine Engine) (*Adapter, error) {
 		a.commands[k] = strings.ToLower(strings.TrimSpace(v))
 	}
 	a.serial = newSerialQueue(&a.bg)
+	hc := cfg.HTTPClient
+	if cfg.Metrics != nil {
+		c := *hc
+		c.Transport = &metricsTransport{next: hc.Transport, api: cfg.APIURL, mx: cfg.Metrics}
+		hc = &c
+	}
 	opts := []slack.Option{
 		slack.OptionAPIURL(cfg.APIURL),
-		slack.OptionHTTPClient(cfg.HTTPClient),
+		slack.OptionHTTPClient(hc),
 		slack.OptionLog(slogOutput{a.log}),
 	}
 	if cfg.AppToken != "" {

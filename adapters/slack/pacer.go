@@ -36,6 +36,8 @@ type lane struct {
 	pausedUntil time.Time
 	wake        chan struct{} // capacity 1: queue emptied or pause changed
 	lastUsed    time.Time
+
+	waited func(time.Duration) // told each granted token's wait (metrics); nil: not timed
 }
 
 type ticket struct {
@@ -69,6 +71,10 @@ func (l *lane) acquire(ctx context.Context, p priority) error {
 		return err
 	}
 	t := &ticket{ch: make(chan struct{})}
+	var began time.Time
+	if l.waited != nil {
+		began = time.Now()
+	}
 	l.mu.Lock()
 	l.queues[p] = append(l.queues[p], t)
 	l.lastUsed = time.Now()
@@ -79,6 +85,9 @@ func (l *lane) acquire(ctx context.Context, p priority) error {
 	l.mu.Unlock()
 	select {
 	case <-t.ch:
+		if l.waited != nil {
+			l.waited(time.Since(began))
+		}
 		return nil
 	case <-ctx.Done():
 		l.mu.Lock()
@@ -223,6 +232,7 @@ type pacing struct {
 
 	postInterval time.Duration
 	postBurst    int
+	waited       func(time.Duration) // each lane's waited
 	mu           sync.Mutex
 	posts        map[string]*lane // chat.postMessage, per channel
 
@@ -242,7 +252,7 @@ func kind(dm bool) int {
 }
 
 func newPacing(cfg *Config) *pacing {
-	return &pacing{
+	p := &pacing{
 		update:       newLane(budgetInterval(cfg.UpdatesPerMinute, cfg.PacingWindow), 1),
 		delete:       newLane(budgetInterval(cfg.UpdatesPerMinute, cfg.PacingWindow), 1),
 		stream:       newLane(budgetInterval(cfg.StreamCallsPerMinute, cfg.PacingWindow), 1),
@@ -251,6 +261,11 @@ func newPacing(cfg *Config) *pacing {
 		postBurst:    cfg.PostBurst,
 		posts:        map[string]*lane{},
 	}
+	if mx := cfg.Metrics; mx != nil {
+		p.waited = func(d time.Duration) { mx.PlatformWait(Platform, d) }
+		p.update.waited, p.delete.waited, p.stream.waited, p.files.waited = p.waited, p.waited, p.waited, p.waited
+	}
+	return p
 }
 
 // post returns the chat.postMessage lane of a channel.
@@ -268,6 +283,7 @@ func (p *pacing) post(channel string) *lane {
 		}
 	}
 	l := newLane(p.postInterval, p.postBurst)
+	l.waited = p.waited
 	p.posts[channel] = l
 	return l
 }

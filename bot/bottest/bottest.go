@@ -30,6 +30,8 @@ type Options struct {
 	Logger *slog.Logger
 	// NoCatalog leaves the engine without a catalog.
 	NoCatalog bool
+	// LLMMetrics, when set, receives the gateway client's metrics.
+	LLMMetrics llm.Metrics
 }
 
 // Harness is a running engine wired to a fake gateway.
@@ -75,7 +77,7 @@ func New(t testing.TB, opts Options) *Harness {
 		cat = h.Catalog
 	}
 	h.Client, err = llm.NewClient(llm.Config{BaseURL: gw.URL(), APIKey: "test-key", Logger: log, Catalog: h.Catalog,
-		RetryBase: 10 * time.Millisecond, RetryDeadline: 5 * time.Second, StallTimeout: 5 * time.Second})
+		RetryBase: 10 * time.Millisecond, RetryDeadline: 5 * time.Second, StallTimeout: 5 * time.Second, Metrics: opts.LLMMetrics})
 	if err != nil {
 		t.Fatalf("bottest: llm client: %v", err)
 	}

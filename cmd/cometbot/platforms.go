@@ -43,6 +43,7 @@ func buildPlatforms(cfg *config.Config, c *core, log *slog.Logger) ([]namedPlatf
 	if cfg.Slack.Enabled() {
 		sc := slackConfig(cfg, log)
 		sc.Fetcher = c.fetcher
+		sc.Metrics = c.metrics
 		a, err := slack.New(sc, c.engine)
 		if err != nil {
 			return nil, nil, err
@@ -55,6 +56,7 @@ func buildPlatforms(cfg *config.Config, c *core, log *slog.Logger) ([]namedPlatf
 	if cfg.Discord.Enabled() {
 		dc := discordConfig(cfg, log)
 		dc.Fetcher = c.fetcher
+		dc.Metrics = c.metrics
 		a, err := discord.New(dc, c.engine)
 		if err != nil {
 			return nil, nil, err

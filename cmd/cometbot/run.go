@@ -67,9 +67,18 @@ func cmdRun(ctx context.Context, getenv func(string) string, stderr io.Writer) (
 		}
 		return c.engine.StoreError(ctx)
 	}
+	handlers["GET /metrics"] = c.metrics.Handler()
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on COMETBOT_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+	}
+	dbg, err := debugServer(cfg.DebugAddr, log)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	if dbg != nil {
+		defer dbg.Close()
 	}
 	srv := healthServer(cfg.HTTPAddr, ready, handlers, defaultHTTPLimits)
 

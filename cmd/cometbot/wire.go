@@ -12,6 +12,7 @@ import (
 	"github.com/cometbot/cometbot/internal/config"
 	"github.com/cometbot/cometbot/internal/fetch"
 	"github.com/cometbot/cometbot/internal/mcp"
+	"github.com/cometbot/cometbot/internal/metrics"
 	"github.com/cometbot/cometbot/llm"
 	"github.com/cometbot/cometbot/storage"
 )
@@ -28,6 +29,8 @@ type core struct {
 	catalog *llm.Catalog
 	client  *llm.Client
 	engine  *bot.Engine
+	// metrics holds the Prometheus collectors served on GET /metrics.
+	metrics *metrics.Metrics
 
 	// fetcher is the one safe attachment downloader every adapter shares.
 	fetcher *fetch.Fetcher
@@ -56,12 +59,17 @@ func newFetcher(cfg *config.Config) *fetch.Fetcher {
 // openCore opens the store, loads the catalog from its cache and builds the
 // gateway client and the engine. Close it with shutdown.
 func openCore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*core, error) {
-	st, err := storage.Open(cfg.DBPath, storage.Options{Timeout: 2 * time.Second, MaxConversationBlobBytes: cfg.File.Attachments.ConversationBytes})
+	var cat *llm.Catalog
+	mx := metrics.New(metrics.Options{KnownModel: func(id string) bool {
+		_, ok := cat.Lookup(id)
+		return ok
+	}})
+	st, err := storage.Open(cfg.DBPath, storage.Options{Timeout: 2 * time.Second, MaxConversationBlobBytes: cfg.File.Attachments.ConversationBytes, ObserveCommit: mx.DBCommit})
 	if err != nil {
 		return nil, err
 	}
 	f := cfg.File
-	cat := llm.NewCatalog(llm.CatalogConfig{URL: cfg.CatalogURL, Refresh: f.Gateway.CatalogRefresh, Cache: st, Logger: log})
+	cat = llm.NewCatalog(llm.CatalogConfig{URL: cfg.CatalogURL, Refresh: f.Gateway.CatalogRefresh, Cache: st, Logger: log})
 	if err := cat.Load(ctx); err != nil {
 		log.Info("no cached model catalog yet; it will be fetched in the background", "err", err)
 	}
@@ -72,13 +80,14 @@ func openCore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*core,
 	client, err := llm.NewClient(llm.Config{
 		BaseURL: cfg.BaseURL, APIKey: cfg.APIKey.Value(), MaxConcurrency: f.Gateway.MaxConcurrency,
 		StallTimeout: f.Gateway.StallTimeout, RetryDeadline: f.Gateway.RetryDeadline,
-		Logger: log, Catalog: cat, Routes: routes, UserAgent: "cometbot/" + version,
+		Logger: log, Catalog: cat, Routes: routes, UserAgent: "cometbot/" + version, Metrics: mx,
 	})
 	if err != nil {
 		_ = st.Close()
 		return nil, fmt.Errorf("gateway client: %w", err)
 	}
 	opts := engineOptions(cfg, st, client, cat, log)
+	opts.Metrics = mx
 	tools := mcpManager(cfg, log)
 	if tools != nil {
 		opts.Tools.Source = tools
@@ -88,7 +97,7 @@ func openCore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*core,
 		_ = st.Close()
 		return nil, err
 	}
-	c := &core{cfg: cfg, log: log, store: st, catalog: cat, client: client, engine: eng, fetcher: newFetcher(cfg), mcp: tools}
+	c := &core{cfg: cfg, log: log, store: st, catalog: cat, client: client, engine: eng, metrics: mx, fetcher: newFetcher(cfg), mcp: tools}
 	if tools != nil {
 		// The MCP servers connect (and reconnect) in the background: a
 		// server that is down never holds up the bot.

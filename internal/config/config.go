@@ -73,6 +73,7 @@ type Config struct {
 	DBPath       string // COMETBOT_DB
 	ConfigPath   string // COMETBOT_CONFIG
 	HTTPAddr     string // COMETBOT_HTTP_ADDR
+	DebugAddr    string // COMETBOT_DEBUG_ADDR: net/http/pprof; empty (the default) serves none
 	LogFormat    string // COMETBOT_LOG_FORMAT: text|json
 	LogLevel     slog.Level
 
@@ -298,6 +299,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		DBPath:       env("COMETBOT_DB", DefaultDBPath),
 		ConfigPath:   env("COMETBOT_CONFIG", ""),
 		HTTPAddr:     env("COMETBOT_HTTP_ADDR", DefaultHTTPAddr),
+		DebugAddr:    strings.TrimSpace(getenv("COMETBOT_DEBUG_ADDR")),
 		LogFormat:    strings.ToLower(env("COMETBOT_LOG_FORMAT", "text")),
 		Slack: Slack{
 			BotToken:      Secret(strings.TrimSpace(getenv("SLACK_BOT_TOKEN"))),
