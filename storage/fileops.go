@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -278,4 +279,38 @@ func Compact(path string) (CompactResult, error) {
 		res.After = info.Size()
 	}
 	return res, nil
+}
+
+// OpenReadOnly opens the database at path for reading only (ExportUser,
+// History and the other reads work; writes fail). No process may have it
+// open for writing (ErrLocked otherwise: read a backup instead), and its
+// schema must not be newer than this build.
+func OpenReadOnly(path string) (*Store, error) {
+	db, err := openLocked(path, true)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{db: db, path: path, now: time.Now}
+	var schema []byte
+	err = guard(path, func() error {
+		return db.View(func(tx *bolt.Tx) error {
+			if m := tx.Bucket(bucketMeta); m != nil {
+				schema = bytes.Clone(m.Get(keySchema))
+			}
+			for _, b := range [][]byte{bucketConvs, bucketUsage} {
+				if tx.Bucket(b) == nil {
+					return &CorruptError{Path: path, Reason: "not a cometbot database (no " + string(b) + " bucket)"}
+				}
+			}
+			return nil
+		})
+	})
+	if err == nil && len(schema) == 8 && binary.BigEndian.Uint64(schema) > SchemaVersion {
+		err = fmt.Errorf("%w: %s has schema %d, this build understands up to %d", ErrNewerSchema, path, binary.BigEndian.Uint64(schema), SchemaVersion)
+	}
+	if err != nil {
+		closeQuietly(db)
+		return nil, err
+	}
+	return s, nil
 }

@@ -140,30 +140,86 @@ func (s *Store) forgetUser(ctx context.Context, prefix, user string) (int, error
 		return 0, err
 	}
 	n := 0
+	w := newChunkedWriter(s.db)
+	defer w.rollback()
 	for _, conv := range keys {
 		removed := map[string]bool{}
 		pos := position{conv: conv}
-		for done := false; !done; {
+		for {
 			if err := ctxErr(ctx); err != nil {
 				return n, err
 			}
-			err := s.db.Update(func(tx *bolt.Tx) error {
-				d, fin, err := forgetChunk(tx, &pos, user, removed, newChunk())
-				n += d
-				done = fin
-				return err
-			})
+			tx, b, err := w.tx()
 			if err != nil {
 				return n, err
 			}
-		}
-		if len(removed) > 0 {
-			if err := s.db.Update(func(tx *bolt.Tx) error { return releaseRefs(tx, conv, removed) }); err != nil {
+			d, fin, err := forgetChunk(tx, &pos, user, removed, b)
+			n += d
+			if err != nil {
+				return n, err
+			}
+			if fin {
+				// The conversation is done: release the attachments no
+				// record left in it mentions, in the same transaction.
+				if err := releaseRefs(tx, conv, removed); err != nil {
+					return n, err
+				}
+				if b.spent() {
+					if err := w.commit(); err != nil {
+						return n, err
+					}
+				}
+				break
+			}
+			if err := w.commit(); err != nil {
 				return n, err
 			}
 		}
 	}
-	return n, nil
+	return n, w.commit()
+}
+
+// chunkedWriter runs a bulk deletion as a series of write transactions,
+// each with the budget of one chunk; cheap steps (conversations with
+// nothing to delete) share a transaction.
+type chunkedWriter struct {
+	db      *bolt.DB
+	cur     *bolt.Tx
+	budget  *chunk
+	commits int
+}
+
+func newChunkedWriter(db *bolt.DB) *chunkedWriter { return &chunkedWriter{db: db} }
+
+// tx returns the open transaction and its budget, beginning one if needed.
+func (w *chunkedWriter) tx() (*bolt.Tx, *chunk, error) {
+	if w.cur == nil {
+		tx, err := w.db.Begin(true)
+		if err != nil {
+			return nil, nil, err
+		}
+		w.cur, w.budget = tx, newChunk()
+	}
+	return w.cur, w.budget, nil
+}
+
+// commit commits the open transaction, if any.
+func (w *chunkedWriter) commit() error {
+	if w.cur == nil {
+		return nil
+	}
+	err := w.cur.Commit()
+	w.cur = nil
+	w.commits++
+	return err
+}
+
+// rollback abandons the open transaction, if any (after an error).
+func (w *chunkedWriter) rollback() {
+	if w.cur != nil {
+		_ = w.cur.Rollback()
+		w.cur = nil
+	}
 }
 
 // forgetChunk deletes user's records (and the replies to them) in
@@ -341,68 +397,56 @@ func (s *Store) Prune(ctx context.Context, r Retention) (PruneStats, error) {
 		return st, fmt.Errorf("storage: prune: %w", err)
 	}
 	now := s.now()
-	deleted := false
-	b := newChunk()
-	var tx *bolt.Tx
-	commit := func() error {
-		if tx == nil {
-			return nil
-		}
-		err := tx.Commit()
-		tx, b = nil, newChunk()
-		st.Transactions++
-		return err
-	}
+	w := newChunkedWriter(s.db)
 	defer func() {
-		if tx != nil {
-			_ = tx.Rollback()
-		}
-		if deleted && s.hist != nil {
-			s.hist.clear()
+		w.rollback()
+		if st.Expired+st.OldGenerations > 0 && s.hist != nil {
+			s.hist.clear() // records were deleted: cached windows may hold them
 		}
 	}()
+	fail := func(err error) (PruneStats, error) {
+		st.Transactions = w.commits
+		return st, fmt.Errorf("storage: prune: %w", err)
+	}
 	for _, conv := range keys {
 		var cutoff time.Time
-		if w := r.window(conv); w > 0 {
-			cutoff = now.Add(-w)
+		if d := r.window(conv); d > 0 {
+			cutoff = now.Add(-d)
 		}
 		removed := map[string]bool{}
 		pos := position{conv: conv}
 		for {
 			if err := ctxErr(ctx); err != nil {
-				return st, err
+				return fail(err)
 			}
-			if tx == nil {
-				if tx, err = s.db.Begin(true); err != nil {
-					return st, fmt.Errorf("storage: prune: %w", err)
-				}
+			tx, b, err := w.tx()
+			if err != nil {
+				return fail(err)
 			}
 			fin, err := pruneChunk(tx, &pos, cutoff, removed, b, &st)
 			if err != nil {
-				return st, fmt.Errorf("storage: prune: %w", err)
-			}
-			if b.deleted > 0 {
-				deleted = true
+				return fail(err)
 			}
 			if fin {
 				if err := releaseRefs(tx, conv, removed); err != nil {
-					return st, fmt.Errorf("storage: prune: %w", err)
+					return fail(err)
 				}
 				if b.spent() {
-					if err := commit(); err != nil {
-						return st, fmt.Errorf("storage: prune: %w", err)
+					if err := w.commit(); err != nil {
+						return fail(err)
 					}
 				}
 				break
 			}
-			if err := commit(); err != nil {
-				return st, fmt.Errorf("storage: prune: %w", err)
+			if err := w.commit(); err != nil {
+				return fail(err)
 			}
 		}
 	}
-	if err := commit(); err != nil {
-		return st, fmt.Errorf("storage: prune: %w", err)
+	if err := w.commit(); err != nil {
+		return fail(err)
 	}
+	st.Transactions = w.commits
 	return st, nil
 }
 
