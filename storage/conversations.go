@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -276,7 +275,8 @@ func (s *Store) ConversationExists(ctx context.Context, key string) (bool, error
 }
 
 // ResetConversation starts a new generation: History returns nothing until
-// new turns arrive. Old generations stay on disk (for /forget to remove).
+// new turns arrive. Old generations stay on disk until the data janitor
+// (Prune) deletes them.
 // The conversation's attachment bytes are dropped from the blob store (those
 // another conversation still references are kept for it).
 func (s *Store) ResetConversation(ctx context.Context, key string) error {
@@ -304,91 +304,6 @@ func (s *Store) ResetConversation(ctx context.Context, key string) error {
 		return fmt.Errorf("storage: reset conversation: %w", err)
 	}
 	return nil
-}
-
-// ForgetUser deletes every record authored by user in conversations whose
-// key starts with prefix, together with the assistant replies that answered
-// them (the record that directly follows). It returns how many records it
-// deleted. The attachment bytes of the deleted records are dropped from the
-// conversation's blob references (and from the blob store unless another
-// conversation references them), except bytes that a record left in the same
-// conversation also references.
-func (s *Store) ForgetUser(ctx context.Context, prefix, user string) (int, error) {
-	if err := ctxErr(ctx); err != nil {
-		return 0, err
-	}
-	n := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		convs := tx.Bucket(bucketConvs)
-		c := convs.Cursor()
-		p := []byte(prefix)
-		for k, v := c.Seek(p); k != nil && hasPrefix(k, p); k, v = c.Next() {
-			if v != nil {
-				continue
-			}
-			cb := convs.Bucket(k)
-			// Attachment refs of the deleted records, and of the records kept.
-			removed, kept := map[string]bool{}, map[string]bool{}
-			note := func(set map[string]bool, r *Record) {
-				for _, a := range r.Attachments {
-					if a.Ref != "" {
-						set[a.Ref] = true
-					}
-				}
-			}
-			err := cb.ForEachBucket(func(g []byte) error {
-				msgs := cb.Bucket(g)
-				var del [][]byte
-				mc := msgs.Cursor()
-				for mk, mv := mc.First(); mk != nil; mk, mv = mc.Next() {
-					var r Record
-					if json.Unmarshal(mv, &r) != nil || r.Role != "user" || r.Author != user {
-						note(kept, &r)
-						continue
-					}
-					note(removed, &r)
-					del = append(del, append([]byte(nil), mk...))
-					if nk, nv := mc.Next(); nk != nil {
-						var a Record
-						if json.Unmarshal(nv, &a) == nil && a.Role == "assistant" {
-							note(removed, &a)
-							del = append(del, append([]byte(nil), nk...))
-						} else {
-							mc.Prev()
-						}
-					}
-				}
-				for _, d := range del {
-					if err := msgs.Delete(d); err != nil {
-						return err
-					}
-				}
-				n += len(del)
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			for ref := range removed {
-				if kept[ref] {
-					continue
-				}
-				if h, ok := refHash(ref); ok {
-					if err := dropConvBlob(tx, bytes.Clone(k), h); err != nil {
-						return err
-					}
-				}
-			}
-		}
-		return nil
-	})
-	if s.hist != nil {
-		s.hist.clear() // records were deleted: cached windows may hold them
-	}
-	if err != nil {
-		return 0, fmt.Errorf("storage: forget user: %w", err)
-	}
-	return n, nil
 }
 
 // cloneRecords copies recs deeply enough that the caller and the history

@@ -36,7 +36,7 @@ func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
 
 // RestoreAdvice says how to recover from a corrupted database file.
 func RestoreAdvice(path string) string {
-	return fmt.Sprintf("stop cometbot, copy your latest backup of the database over %[1]s, and start it again. "+
+	return fmt.Sprintf("stop cometbot, copy your latest backup of the database over %[1]s (cometbot restore BACKUP_FILE checks it and does this), and start it again. "+
 		"With no backup, move the file aside (mv %[1]s %[1]s.corrupt): cometbot then starts with an empty "+
 		"database, and history, settings and usage records are lost", path)
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -148,36 +147,4 @@ func (s *Store) TopUsage(ctx context.Context, period, workspace, kind string, n 
 		out = out[:n]
 	}
 	return out, nil
-}
-
-// ForgetUsage deletes the user's usage counters in a workspace (all periods).
-// Aggregate counters (channel, model, workspace) keep their totals: they
-// identify no one. It returns how many counters it deleted.
-func (s *Store) ForgetUsage(ctx context.Context, workspace, user string) (int, error) {
-	if err := ctxErr(ctx); err != nil {
-		return 0, err
-	}
-	n := 0
-	suffix := "|" + workspace + "|" + KindUser + "|" + user
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketUsage)
-		var del [][]byte
-		c := b.Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			if strings.HasSuffix(string(k), suffix) {
-				del = append(del, append([]byte(nil), k...))
-			}
-		}
-		for _, k := range del {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		n = len(del)
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("storage: forget usage: %w", err)
-	}
-	return n, nil
 }

@@ -5,6 +5,10 @@
 //	cometbot chat           talk to the bot in the terminal
 //	cometbot models [text]  list the gateway's models with prices
 //	cometbot doctor         check the configuration and every dependency
+//	cometbot backup FILE    copy the database (hot, while the bot runs)
+//	cometbot restore FILE   replace the database with a backup (bot stopped)
+//	cometbot export --user ID [--workspace ID]  print a person's data as JSON
+//	cometbot compact        rewrite the database without free pages (bot stopped)
 //	cometbot --version
 package main
 
@@ -33,6 +37,11 @@ Usage:
   cometbot models [filter]  list the gateway's text models with prices
   cometbot doctor           check configuration, gateway, platforms and database
   cometbot healthcheck      probe /healthz (for container health checks)
+  cometbot backup FILE      copy the database to FILE (also while the bot runs)
+  cometbot restore FILE     replace the database with a backup (bot stopped; old file kept as .bak)
+  cometbot export --user ID [--workspace PLATFORM/WORKSPACE]
+                            print what is stored about a person as JSON
+  cometbot compact          shrink the database file after deletions (bot stopped)
   cometbot --version        print the version
 
 Configuration comes from environment variables (see README.md), e.g.
@@ -79,6 +88,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdDoctor(ctx, getenv, stdout)
 	case "healthcheck":
 		err = cmdHealthcheck(ctx, getenv)
+	case "backup":
+		err = cmdBackup(ctx, getenv, args, stdout)
+	case "restore":
+		err = cmdRestore(getenv, args, stdout)
+	case "export":
+		err = cmdExport(getenv, args, stdout)
+	case "compact":
+		err = cmdCompact(getenv, stdout)
 	case "--version", "-version", "version", "-v":
 		fmt.Fprintln(stdout, "cometbot", version)
 		return 0

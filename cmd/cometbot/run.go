@@ -80,6 +80,10 @@ func cmdRun(ctx context.Context, getenv func(string) string, stderr io.Writer) (
 	if dbg != nil {
 		defer dbg.Close()
 	}
+	if handlers == nil {
+		handlers = map[string]http.Handler{}
+	}
+	handlers["POST "+backupPath] = backupHandler(c.store, getenv(adminTokenEnv), log)
 	srv := healthServer(cfg.HTTPAddr, ready, handlers, defaultHTTPLimits)
 
 	// Everything below is owned by this function and ends before it returns
@@ -98,6 +102,7 @@ func cmdRun(ctx context.Context, getenv func(string) string, stderr io.Writer) (
 			log.Warn("catalog refresh stopped", "err", err)
 		}
 	})
+	wg.Go(func() { runJanitor(platCtx, c.store, retention(&cfg.File), log) })
 	for _, p := range platforms {
 		wg.Go(func() {
 			if err := p.Run(platCtx); err != nil && !errors.Is(err, context.Canceled) {

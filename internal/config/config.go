@@ -110,6 +110,9 @@ type Scoped struct {
 	SystemPrompt    string   `yaml:"system_prompt"`
 	Temperature     *float64 `yaml:"temperature"`
 	MaxOutputTokens int      `yaml:"max_output_tokens"`
+	// RetentionDays overrides history.retention_days for a channel
+	// (channels.<id> only; 0 keeps the channel's history forever).
+	RetentionDays *int `yaml:"retention_days"`
 }
 
 // Limit is a daily and monthly budget in USD.
@@ -134,6 +137,9 @@ type File struct {
 	History struct {
 		MaxMessages   int `yaml:"max_messages"`
 		ContextTokens int `yaml:"context_tokens"`
+		// RetentionDays is how long stored messages are kept; 0 (the
+		// default) keeps them forever.
+		RetentionDays int `yaml:"retention_days"`
 	} `yaml:"history"`
 
 	MaxConcurrentReplies     int           `yaml:"max_concurrent_replies"`
@@ -392,6 +398,19 @@ func (c *Config) validateFile() []error {
 	}
 	if f.History.MaxMessages < 0 || f.History.ContextTokens < 0 {
 		bad("history: max_messages and context_tokens must be positive")
+	}
+	if f.History.RetentionDays < 0 {
+		bad("history.retention_days: must be 0 (keep forever) or a number of days, got %d", f.History.RetentionDays)
+	}
+	for id, ws := range f.Workspaces {
+		if ws.RetentionDays != nil {
+			bad("workspaces.%s.retention_days: retention is set per channel (channels.<id>.retention_days) or for all (history.retention_days)", id)
+		}
+	}
+	for id, ch := range f.Channels {
+		if ch.RetentionDays != nil && *ch.RetentionDays < 0 {
+			bad("channels.%s.retention_days: must be 0 (keep forever) or a number of days, got %d", id, *ch.RetentionDays)
+		}
 	}
 	if f.MaxConcurrentReplies < 0 || f.Gateway.MaxConcurrency < 0 {
 		bad("max_concurrent_replies and gateway.max_concurrency must be positive")

@@ -67,6 +67,9 @@ func TestValidationMessages(t *testing.T) {
 		{"bad route", map[string]string{"COMETBOT_CONFIG": write("r.yaml", "gateway:\n  routes:\n    - model: x\n      format: soap\n")}, []string{"gateway.routes[0]", "soap"}},
 		{"negative budget", map[string]string{"COMETBOT_CONFIG": write("b.yaml", "budgets:\n  user: {daily: -1}\n")}, []string{"budgets.user", "negative"}},
 		{"daily over monthly", map[string]string{"COMETBOT_CONFIG": write("b2.yaml", "budgets:\n  channel: {daily: 5, monthly: 1}\n")}, []string{"budgets.channel", "larger than the monthly"}},
+		{"negative retention", map[string]string{"COMETBOT_CONFIG": write("ret.yaml", "history:\n  retention_days: -1\n")}, []string{"history.retention_days"}},
+		{"channel retention", map[string]string{"COMETBOT_CONFIG": write("ret2.yaml", "channels:\n  C1:\n    retention_days: -5\n")}, []string{"channels.C1.retention_days"}},
+		{"workspace retention", map[string]string{"COMETBOT_CONFIG": write("ret3.yaml", "workspaces:\n  T1:\n    retention_days: 5\n")}, []string{"workspaces.T1.retention_days"}},
 		{"bad command", map[string]string{"COMETBOT_CONFIG": write("c.yaml", "slack:\n  commands:\n    ai: model\n")}, []string{"slack.commands", "must start with /"}},
 		{"two errors at once", map[string]string{"COMETBOT_LOG_FORMAT": "xml", "DISCORD_API_URL": "nope"}, []string{"COMETBOT_LOG_FORMAT", "DISCORD_API_URL"}},
 	}
