@@ -8,8 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cometbot/cometbot/bot"
@@ -84,6 +87,11 @@ func cmdRun(ctx context.Context, getenv func(string) string, stderr io.Writer) (
 			errc <- fmt.Errorf("http server: %w", err)
 		}
 	})
+	rl := newReloader(cfg, c.engine, log)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	wg.Go(func() { rl.run(platCtx, hup, reloadPoll) })
 	wg.Go(func() {
 		if err := c.catalog.Run(platCtx); err != nil && !errors.Is(err, context.Canceled) {
 			log.Warn("catalog refresh stopped", "err", err)
