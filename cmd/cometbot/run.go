@@ -70,6 +70,18 @@ func cmdRun(ctx context.Context, getenv func(string) string, stderr io.Writer) (
 		}
 		return c.engine.StoreError(ctx)
 	}
+	rl := newReloader(cfg, c.engine, log)
+	hup := make(chan os.Signal, 1) // SIGHUP reloads the YAML file (it no longer ends the process)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if cfg.AdminToken.Set() {
+		dash, err := adminHandler(c, rl, platforms, log)
+		if err != nil {
+			return err
+		}
+		handlers["/admin"], handlers["/admin/"] = dash, dash
+		log.Info("admin dashboard enabled", "path", "/admin")
+	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on COMETBOT_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
@@ -87,10 +99,6 @@ func cmdRun(ctx context.Context, getenv func(string) string, stderr io.Writer) (
 			errc <- fmt.Errorf("http server: %w", err)
 		}
 	})
-	rl := newReloader(cfg, c.engine, log)
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	wg.Go(func() { rl.run(platCtx, hup, reloadPoll) })
 	wg.Go(func() {
 		if err := c.catalog.Run(platCtx); err != nil && !errors.Is(err, context.Canceled) {

@@ -75,6 +75,8 @@ type Config struct {
 	HTTPAddr     string // COMETBOT_HTTP_ADDR
 	LogFormat    string // COMETBOT_LOG_FORMAT: text|json
 	LogLevel     slog.Level
+	// AdminToken turns the /admin dashboard on (COMETBOT_ADMIN_TOKEN).
+	AdminToken Secret
 
 	Slack   Slack
 	Discord Discord
@@ -299,6 +301,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		ConfigPath:   env("COMETBOT_CONFIG", ""),
 		HTTPAddr:     env("COMETBOT_HTTP_ADDR", DefaultHTTPAddr),
 		LogFormat:    strings.ToLower(env("COMETBOT_LOG_FORMAT", "text")),
+		AdminToken:   Secret(strings.TrimSpace(getenv("COMETBOT_ADMIN_TOKEN"))),
 		Slack: Slack{
 			BotToken:      Secret(strings.TrimSpace(getenv("SLACK_BOT_TOKEN"))),
 			AppToken:      Secret(strings.TrimSpace(getenv("SLACK_APP_TOKEN"))),
@@ -467,7 +470,7 @@ func (c *Config) validateFile() []error {
 // configured URLs (user info or query of COMETAPI_BASE_URL and the others).
 func (c *Config) Secrets() []string {
 	out := []string{c.APIKey.Value(), c.Slack.BotToken.Value(), c.Slack.AppToken.Value(),
-		c.Slack.SigningSecret.Value(), c.Discord.Token.Value()}
+		c.Slack.SigningSecret.Value(), c.Discord.Token.Value(), c.AdminToken.Value()}
 	for _, u := range []string{c.BaseURL, c.CatalogURL, c.Slack.APIURL, c.Discord.APIURL} {
 		out = append(out, redact.URLSecrets(u)...)
 	}
