@@ -32,7 +32,7 @@ const listPageSize = 20
 // (no model call), so adapters may call it inside a 3-second ack window.
 func (e *Engine) HandleCommand(ctx context.Context, c Command) Answer {
 	s := c.Scope()
-	if c.DM && e.opts.Policy.DisableDMs {
+	if c.DM && e.conf().Policy.DisableDMs {
 		return Answer{Text: refuseDMs, Private: true}
 	}
 	if !e.gate.allowed(s, c.User) {
@@ -114,7 +114,7 @@ func (e *Engine) mayChange(c Command, level, what string) bool {
 	if c.DM || level == ScopeThread {
 		return true
 	}
-	if what == CmdModel && level == ScopeChannel && !e.opts.Policy.AdminsOnlyModelSwitch {
+	if what == CmdModel && level == ScopeChannel && !e.conf().Policy.AdminsOnlyModelSwitch {
 		return true
 	}
 	return e.gate.isAdmin(c.User)
@@ -230,7 +230,7 @@ func (e *Engine) cmdModel(ctx context.Context, c Command, args string) Answer {
 			b.WriteString(" (not verified: the model catalog isn't available right now)")
 		}
 		b.WriteString(".")
-		if e.opts.Policy.Budgets.any() && !e.priced(model) {
+		if e.conf().Policy.Budgets.any() && !e.priced(model) {
 			b.WriteString(" Note: I can't price this model, so while spending limits apply, replies with it are refused.")
 		}
 	} else {
@@ -247,7 +247,7 @@ func (e *Engine) cmdModel(ctx context.Context, c Command, args string) Answer {
 
 // validateModel resolves aliases and checks the id against the catalog.
 func (e *Engine) validateModel(id string) (string, string) {
-	if target, ok := e.opts.Policy.Aliases[strings.ToLower(id)]; ok {
+	if target, ok := e.conf().Policy.Aliases[strings.ToLower(id)]; ok {
 		id = target
 	}
 	if e.opts.Catalog == nil || !e.opts.Catalog.Loaded() {
@@ -328,15 +328,15 @@ func (e *Engine) showModel(ctx context.Context, c Command) Answer {
 		fmt.Fprintf(&b, " — %s, %s in / %s out per million tokens", orDash(info.Provider), price(info.Pricing.Input), price(info.Pricing.Output))
 	}
 	b.WriteString(".\nSwitch with `/model <id>`; browse with `/model list [filter]`.")
-	if len(e.opts.Policy.Aliases) > 0 {
+	if len(e.conf().Policy.Aliases) > 0 {
 		b.WriteString(" Aliases: ")
 		first := true
-		for _, k := range slices.Sorted(maps.Keys(e.opts.Policy.Aliases)) {
+		for _, k := range slices.Sorted(maps.Keys(e.conf().Policy.Aliases)) {
 			if !first {
 				b.WriteString(", ")
 			}
 			first = false
-			fmt.Fprintf(&b, "`%s` → `%s`", k, e.opts.Policy.Aliases[k])
+			fmt.Fprintf(&b, "`%s` → `%s`", k, e.conf().Policy.Aliases[k])
 		}
 		b.WriteString(".")
 	}
@@ -392,9 +392,9 @@ func (e *Engine) ModelChoices(_ context.Context, query string, limit int) []Choi
 	}
 	var out []Choice
 	q := strings.ToLower(strings.TrimSpace(query))
-	for _, k := range slices.Sorted(maps.Keys(e.opts.Policy.Aliases)) {
+	for _, k := range slices.Sorted(maps.Keys(e.conf().Policy.Aliases)) {
 		if len(out) < limit && (q == "" || strings.Contains(k, q)) {
-			out = append(out, Choice{Value: k, Label: k + " → " + e.opts.Policy.Aliases[k]})
+			out = append(out, Choice{Value: k, Label: k + " → " + e.conf().Policy.Aliases[k]})
 		}
 	}
 	for _, m := range e.opts.Catalog.Search(query, limit) {
@@ -514,7 +514,7 @@ func (e *Engine) cmdUsage(ctx context.Context, c Command) Answer {
 			}
 		}
 	}
-	if lim := e.opts.Policy.Budgets.User; lim.Daily > 0 || lim.Monthly > 0 {
+	if lim := e.conf().Policy.Budgets.User; lim.Daily > 0 || lim.Monthly > 0 {
 		b.WriteString("Your budget: ")
 		if lim.Daily > 0 {
 			fmt.Fprintf(&b, "%s/day ", money(lim.Daily))

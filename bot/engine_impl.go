@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cometbot/cometbot/internal/fetch"
@@ -149,6 +150,64 @@ type Engine struct {
 	idle     chan struct{}                      // closed when the last queue drains; nil when none is waited for
 
 	health storeHealth // whether turns (and their usage) can be saved
+
+	live   atomic.Pointer[Reconfig] // the reloadable part of opts (Reconfigure swaps it)
+	errors errorLog                 // recent failures by kind, for the dashboard
+}
+
+// Reconfig is the part of the configuration Reconfigure replaces while the
+// engine runs: defaults, access and budget policy, aliases, rate limits and
+// the tool policy. The tool source (MCP servers) is kept from Options.
+type Reconfig struct {
+	Defaults             Defaults
+	Workspaces, Channels map[string]Defaults
+	Policy               Policy
+	Tools                ToolOptions
+}
+
+// normalizeReconfig applies the defaults of r and checks it.
+func normalizeReconfig(r Reconfig) (Reconfig, error) {
+	if r.Tools.MaxRounds <= 0 {
+		r.Tools.MaxRounds = 8
+	}
+	if r.Tools.Timeout <= 0 {
+		r.Tools.Timeout = 30 * time.Second
+	}
+	if r.Tools.MaxResultChars <= 0 {
+		r.Tools.MaxResultChars = 16_000
+	}
+	if len(r.Policy.Aliases) > 0 { // aliases match case-insensitively
+		aliases := make(map[string]string, len(r.Policy.Aliases))
+		for k, v := range r.Policy.Aliases {
+			aliases[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
+		}
+		r.Policy.Aliases = aliases
+	}
+	if r.Defaults.Model == "" {
+		return r, errors.New("bot: a default model is required")
+	}
+	return r, nil
+}
+
+// conf returns the current reloadable configuration. Callers read it once
+// per decision; a turn's model, budget reservation and tool list are fixed
+// when the turn starts.
+func (e *Engine) conf() *Reconfig { return e.live.Load() }
+
+// Reconfigure replaces the defaults, policy (access, admins, budgets, rate
+// limits, aliases) and tool policy for the turns that start from now on.
+// Turns in flight finish with what they started with: their reservations
+// and settings were taken before. The tool source is kept. Rate limiters
+// restart when the rate changes; budget reservations in flight stay counted.
+func (e *Engine) Reconfigure(r Reconfig) error {
+	r.Tools.Source = e.opts.Tools.Source
+	r, err := normalizeReconfig(r)
+	if err != nil {
+		return err
+	}
+	e.live.Store(&r)
+	e.gate.setPolicy(r.Policy)
+	return nil
 }
 
 type job struct {
@@ -204,15 +263,6 @@ func New(opts Options) (*Engine, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.Tools.MaxRounds <= 0 {
-		opts.Tools.MaxRounds = 8
-	}
-	if opts.Tools.Timeout <= 0 {
-		opts.Tools.Timeout = 30 * time.Second
-	}
-	if opts.Tools.MaxResultChars <= 0 {
-		opts.Tools.MaxResultChars = 16_000
-	}
 	if opts.MaxAnswerChars <= 0 {
 		opts.MaxAnswerChars = 40_000
 	}
@@ -228,16 +278,11 @@ func New(opts Options) (*Engine, error) {
 	if opts.Attachments.ContextBytes <= 0 {
 		opts.Attachments.ContextBytes = 20 << 20
 	}
-	if len(opts.Policy.Aliases) > 0 { // aliases match case-insensitively
-		aliases := make(map[string]string, len(opts.Policy.Aliases))
-		for k, v := range opts.Policy.Aliases {
-			aliases[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
-		}
-		opts.Policy.Aliases = aliases
+	live, err := normalizeReconfig(Reconfig{Defaults: opts.Defaults, Workspaces: opts.Workspaces, Channels: opts.Channels, Policy: opts.Policy, Tools: opts.Tools})
+	if err != nil {
+		return nil, err
 	}
-	if opts.Defaults.Model == "" {
-		return nil, errors.New("bot: a default model is required")
-	}
+	opts.Policy = live.Policy
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Engine{
 		opts:      opts,
@@ -251,7 +296,8 @@ func New(opts Options) (*Engine, error) {
 		stopJanitor: make(chan struct{}),
 		pendingSeen: make(map[string]struct{}),
 	}
-	e.gate = newGate(opts.Policy, opts.Now)
+	e.live.Store(&live)
+	e.gate = newGate(live.Policy, opts.Now)
 	e.wg.Add(1)
 	go e.janitor()
 	return e, nil
@@ -681,12 +727,14 @@ func (e *Engine) runTurn(j job) {
 	gen, hist, err := e.opts.Store.History(ctx, j.key, e.opts.HistoryMessages)
 	if err != nil {
 		log.Error("load history failed", "err", err)
+		e.recordError(ErrKindStore)
 		failTurn("⚠️ I couldn't read this conversation's history. Please try again.", "history: "+err.Error())
 		return
 	}
 	set, err := e.resolve(ctx, m.Scope(), hist)
 	if err != nil {
 		log.Error("resolve settings failed", "err", err)
+		e.recordError(ErrKindStore)
 		failTurn("⚠️ I couldn't read this channel's settings. Please try again.", "settings: "+err.Error())
 		return
 	}
@@ -694,6 +742,7 @@ func (e *Engine) runTurn(j job) {
 	release, refusal, err := e.reserveBudget(ctx, m, set.Model)
 	if err != nil {
 		log.Error("check budget failed", "err", err)
+		e.recordError(ErrKindStore)
 		failTurn("⚠️ I couldn't check the spending budget. Please try again.", "budget: "+err.Error())
 		return
 	}
@@ -796,6 +845,9 @@ func (e *Engine) runTurn(j job) {
 			}
 		}
 		log.Warn("turn failed", "model", set.Model, "err", err)
+		if status == storage.StatusFailed {
+			e.recordError(errorKind(err))
+		}
 		if notes != "" {
 			userMsg += "\n" + notes
 		}
@@ -837,7 +889,7 @@ func (e *Engine) runTurn(j job) {
 	if notes != "" {
 		text += "\n\n" + notes
 	}
-	if e.opts.Policy.UsageFooter {
+	if e.conf().Policy.UsageFooter {
 		text += "\n\n" + footer(set.Model, resp.Usage, cost, e.priced(set.Model))
 	}
 	// The turn is stored as delivered only once the platform accepted the
@@ -852,6 +904,7 @@ func (e *Engine) runTurn(j job) {
 	e.firstVisible(st) // an answer that did not stream shows now
 	if err := reply.Finish(fctx, text); err != nil {
 		log.Warn("deliver reply", "err", err)
+		e.recordError(ErrKindDelivery)
 		status, reason = storage.StatusFailed, "delivery: "+err.Error()
 	}
 	// Images go under the answer, once its text is final (a reply is not

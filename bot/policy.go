@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -62,7 +63,7 @@ func (b Budgets) any() bool {
 
 // gate applies the Policy: access, per-user rate limits and budgets.
 type gate struct {
-	p   Policy
+	p   atomic.Pointer[Policy] // swapped by setPolicy on a reload
 	now func() time.Time
 
 	mu       sync.Mutex
@@ -80,8 +81,24 @@ type userLimit struct {
 }
 
 func newGate(p Policy, now func() time.Time) *gate {
-	return &gate{p: p, now: now, limiters: make(map[string]*userLimit), budget: make(map[string]chan struct{}),
+	g := &gate{now: now, limiters: make(map[string]*userLimit), budget: make(map[string]chan struct{}),
 		inflight: make(map[string]int), maxCost: make(map[string]float64), unpriced: make(map[string]bool)}
+	g.p.Store(&p)
+	return g
+}
+
+// pol returns the policy in force.
+func (g *gate) pol() *Policy { return g.p.Load() }
+
+// setPolicy replaces the policy. Per-user rate limiters restart when the
+// rate or burst changed; budget locks and in-flight counts carry over.
+func (g *gate) setPolicy(p Policy) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := g.p.Swap(&p)
+	if old.RatePerMinute != p.RatePerMinute || old.RateBurst != p.RateBurst {
+		clear(g.limiters)
+	}
 }
 
 // refusals are short and polite and say nothing about the configuration.
@@ -104,7 +121,7 @@ func anyIn(list, vs []string) bool {
 
 // allowed applies allow/deny lists to a scope and user.
 func (g *gate) allowed(s Scope, u User) bool {
-	p := g.p
+	p := g.pol()
 	if in(p.DenyUsers, u.ID) || in(p.DenyChannels, s.Channel) || in(p.DenyWorkspaces, s.Workspace) || anyIn(p.DenyRoles, u.Roles) {
 		return false
 	}
@@ -124,27 +141,28 @@ func (g *gate) allowed(s Scope, u User) bool {
 
 // isAdmin reports whether u may change channel- and server-wide settings.
 func (g *gate) isAdmin(u User) bool {
-	if len(g.p.Admins) == 0 && len(g.p.AdminRoles) == 0 {
+	if len(g.pol().Admins) == 0 && len(g.pol().AdminRoles) == 0 {
 		return true
 	}
-	return in(g.p.Admins, u.ID) || anyIn(g.p.AdminRoles, u.Roles)
+	return in(g.pol().Admins, u.ID) || anyIn(g.pol().AdminRoles, u.Roles)
 }
 
 // hasAdmins reports whether any admin is configured.
-func (g *gate) hasAdmins() bool { return len(g.p.Admins) > 0 || len(g.p.AdminRoles) > 0 }
+func (g *gate) hasAdmins() bool { return len(g.pol().Admins) > 0 || len(g.pol().AdminRoles) > 0 }
 
 // admit checks access and the per-user rate limit for a message. It returns
 // "" to go ahead, or a notice to send instead of an answer. A user who keeps
 // flooding after the notice is dropped silently until the bucket refills.
 func (g *gate) admit(_ context.Context, e *Engine, m Message) string {
 	s := m.Scope()
-	if m.DM && g.p.DisableDMs {
+	p := g.pol()
+	if m.DM && p.DisableDMs {
 		return refuseDMs
 	}
 	if !g.allowed(s, m.Author) {
 		return refuseAccess
 	}
-	if g.p.RatePerMinute <= 0 {
+	if p.RatePerMinute <= 0 {
 		return ""
 	}
 	key := m.Platform + "/" + m.Author.ID
@@ -153,11 +171,11 @@ func (g *gate) admit(_ context.Context, e *Engine, m Message) string {
 	defer g.mu.Unlock()
 	ul := g.limiters[key]
 	if ul == nil {
-		burst := g.p.RateBurst
+		burst := p.RateBurst
 		if burst <= 0 {
 			burst = 3
 		}
-		ul = &userLimit{lim: rate.NewLimiter(rate.Limit(g.p.RatePerMinute/60), burst)}
+		ul = &userLimit{lim: rate.NewLimiter(rate.Limit(p.RatePerMinute/60), burst)}
 		g.limiters[key] = ul
 		g.sweepLocked(now)
 	}
@@ -190,7 +208,7 @@ func (g *gate) sweepLocked(now time.Time) {
 
 // budgeted reports whether spending limits apply to u.
 func (g *gate) budgeted(u User) bool {
-	return g.p.Budgets.any() && !(g.p.Budgets.AdminsExempt && g.hasAdmins() && g.isAdmin(u))
+	return g.pol().Budgets.any() && !(g.pol().Budgets.AdminsExempt && g.hasAdmins() && g.isAdmin(u))
 }
 
 // unpricedRefusal is the answer to a budgeted turn whose model has no known price.
@@ -262,9 +280,9 @@ func (g *gate) reserve(ctx context.Context, st Store, m Message) (release func(c
 		what, kind, id string
 		lim            Limit
 	}{
-		{"your", storage.KindUser, m.Author.ID, g.p.Budgets.User},
-		{"this channel's", storage.KindChannel, m.Channel, g.p.Budgets.Channel},
-		{"this server's", storage.KindAll, "*", g.p.Budgets.Workspace},
+		{"your", storage.KindUser, m.Author.ID, g.pol().Budgets.User},
+		{"this channel's", storage.KindChannel, m.Channel, g.pol().Budgets.Channel},
+		{"this server's", storage.KindAll, "*", g.pol().Budgets.Workspace},
 	}
 	type pending struct {
 		scope      string

@@ -95,10 +95,10 @@ func (e *Engine) resolve(ctx context.Context, s Scope, hist []storage.Record) (R
 	if r.Model == "" && pinned != "" {
 		r.Model, r.ModelFrom = pinned, scopePinned
 	}
-	for _, d := range []Defaults{e.opts.Channels[s.Channel], e.opts.Workspaces[s.Workspace]} {
+	for _, d := range []Defaults{e.conf().Channels[s.Channel], e.conf().Workspaces[s.Workspace]} {
 		r.fill(d, scopeConfig)
 	}
-	r.fill(e.opts.Defaults, scopeDefault)
+	r.fill(e.conf().Defaults, scopeDefault)
 	return r, nil
 }
 

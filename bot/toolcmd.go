@@ -71,7 +71,7 @@ func (e *Engine) effectiveAllow(ctx context.Context, s Scope, st *storage.Settin
 	if st.Tools != nil {
 		return slices.Clone(*st.Tools)
 	}
-	o := e.opts.Tools
+	o := e.conf().Tools
 	allow := o.Allow
 	if ws, ok := o.Workspaces[s.Workspace]; ok && ws.Allow != nil {
 		allow = ws.Allow

@@ -54,7 +54,7 @@ type ToolScope struct {
 // whether web search is on there. A tool the user may not use is never
 // offered to the model.
 func (e *Engine) toolsFor(ctx context.Context, s Scope, roles []string) ([]Tool, bool) {
-	o := e.opts.Tools
+	o := e.conf().Tools
 	allow, search := o.Allow, o.WebSearch
 	if ws, ok := o.Workspaces[s.Workspace]; ok && s.Workspace != "" {
 		if ws.Allow != nil {
@@ -169,11 +169,11 @@ func (e *Engine) converse(ctx context.Context, log *slog.Logger, req llm.Request
 			}
 			return res, nil
 		}
-		if round > e.opts.Tools.MaxRounds {
-			log.Warn("tool rounds exhausted", "rounds", e.opts.Tools.MaxRounds)
+		if round > e.conf().Tools.MaxRounds {
+			log.Warn("tool rounds exhausted", "rounds", e.conf().Tools.MaxRounds)
 			resp.Text = strings.Join(texts, "\n\n")
 			resp.ToolCalls = nil
-			res.notes = append(res.notes, fmt.Sprintf("🔧 I stopped after %d rounds of tool calls; this is what I have so far.", e.opts.Tools.MaxRounds))
+			res.notes = append(res.notes, fmt.Sprintf("🔧 I stopped after %d rounds of tool calls; this is what I have so far.", e.conf().Tools.MaxRounds))
 			return res, nil
 		}
 		results, images := e.runTools(ctx, log, byName, resp.ToolCalls)
@@ -228,7 +228,7 @@ func (e *Engine) runTools(ctx context.Context, log *slog.Logger, byName map[stri
 			if r.Content == "" && len(out.Images) > 0 {
 				r.Content = fmt.Sprintf("(%s, shown below)", plural(len(out.Images), "image"))
 			}
-			r.Content = clipResult(r.Content, e.opts.Tools.MaxResultChars)
+			r.Content = clipResult(r.Content, e.conf().Tools.MaxResultChars)
 			results[i], imgs[i] = r, out.Images
 		})
 	}
@@ -249,7 +249,7 @@ func (e *Engine) runTool(ctx context.Context, byName map[string]Tool, c llm.Tool
 	if len(args) == 0 {
 		args = json.RawMessage("{}")
 	}
-	cctx, cancel := context.WithTimeout(ctx, e.opts.Tools.Timeout)
+	cctx, cancel := context.WithTimeout(ctx, e.conf().Tools.Timeout)
 	defer cancel()
 	defer func() {
 		if p := recover(); p != nil {
@@ -258,7 +258,7 @@ func (e *Engine) runTool(ctx context.Context, byName map[string]Tool, c llm.Tool
 	}()
 	out, err = t.Call(cctx, args)
 	if err != nil && errors.Is(cctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
-		return out, fmt.Errorf("the tool did not answer within %s", e.opts.Tools.Timeout)
+		return out, fmt.Errorf("the tool did not answer within %s", e.conf().Tools.Timeout)
 	}
 	return out, err
 }

@@ -178,6 +178,7 @@ func (t *turnState) end(ctx context.Context, log *slog.Logger, gen uint64, usage
 	t.e.recordWrite(err)
 	if err != nil {
 		log.Error("persist turn", "err", err)
+		t.e.recordError(ErrKindStore)
 	}
 	return err
 }

@@ -8,8 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cometbot/cometbot/bot"
@@ -68,6 +71,18 @@ func cmdRun(ctx context.Context, getenv func(string) string, stderr io.Writer) (
 		return c.engine.StoreError(ctx)
 	}
 	handlers["GET /metrics"] = c.metrics.Handler()
+	rl := newReloader(cfg, c.engine, log)
+	hup := make(chan os.Signal, 1) // SIGHUP reloads the YAML file (it no longer ends the process)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if cfg.AdminToken.Set() {
+		dash, err := adminHandler(c, rl, platforms, log)
+		if err != nil {
+			return err
+		}
+		handlers["/admin"], handlers["/admin/"] = dash, dash
+		log.Info("admin dashboard enabled", "path", "/admin")
+	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on COMETBOT_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
@@ -97,6 +112,7 @@ func cmdRun(ctx context.Context, getenv func(string) string, stderr io.Writer) (
 			errc <- fmt.Errorf("http server: %w", err)
 		}
 	})
+	wg.Go(func() { rl.run(platCtx, hup, reloadPoll) })
 	wg.Go(func() {
 		if err := c.catalog.Run(platCtx); err != nil && !errors.Is(err, context.Canceled) {
 			log.Warn("catalog refresh stopped", "err", err)

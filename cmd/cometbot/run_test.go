@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -63,11 +64,17 @@ func TestRunServesSlackAndDiscordAtOnce(t *testing.T) {
 	sl := slacktest.Start(t, slacktest.Options{})
 	dc := discordtest.NewTest(t, discordtest.Options{})
 	addr := freeAddr(t)
+	cfgPath := filepath.Join(t.TempDir(), "cometbot.yaml")
+	if err := os.WriteFile(cfgPath, []byte("aliases: {fast: gpt-4o-mini}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const adminToken = "adm-run-test-token-0123"
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, "run")
 	cmd.Env = []string{
+		"COMETBOT_CONFIG=" + cfgPath, "COMETBOT_ADMIN_TOKEN=" + adminToken,
 		"COMETAPI_KEY=sk-run", "COMETAPI_BASE_URL=" + gw.URL(),
 		"COMETBOT_DB=" + filepath.Join(t.TempDir(), "bot.db"), "COMETBOT_HTTP_ADDR=" + addr,
 		"SLACK_BOT_TOKEN=" + sl.Options().BotToken, "SLACK_APP_TOKEN=" + sl.Options().AppToken, "SLACK_API_URL=" + sl.APIURL(),
@@ -116,6 +123,51 @@ func TestRunServesSlackAndDiscordAtOnce(t *testing.T) {
 		return false
 	})
 
+	// The dashboard: 401 without the token, the page with it.
+	admin := func(token string) (int, string) {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/admin", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := admin("wrong"); code != 401 {
+		t.Errorf("/admin with a wrong token: %d", code)
+	}
+	if code, page := admin(adminToken); code != 200 || !strings.Contains(page, "<svg id=\"spend\"") || !strings.Contains(page, "No budgets are configured") {
+		t.Errorf("/admin: %d\n%s", code, page)
+	}
+	// SIGHUP with a broken file: refused with its line, still ready; a valid
+	// file's budgets then show on the dashboard.
+	if err := os.WriteFile(cfgPath, []byte("aliases: {fast: gpt-4o-mini}\nbudgets:\n  user: {daily: 5, monthly: 1}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the refused reload in the log", 10*time.Second, func() bool {
+		return strings.Contains(logs.String(), "cometbot.yaml:3: budgets.user: daily limit")
+	})
+	if readyz() != 200 {
+		t.Error("/readyz not 200 after a refused reload")
+	}
+	if err := os.WriteFile(cfgPath, []byte("budgets:\n  user: {daily: 2, monthly: 30}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the reloaded budgets on the dashboard", 10*time.Second, func() bool {
+		_, page := admin(adminToken)
+		return strings.Contains(page, "Per user: daily $2.00, monthly $30.00")
+	})
+
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +184,7 @@ func TestRunServesSlackAndDiscordAtOnce(t *testing.T) {
 			t.Errorf("the startup log does not say %q:\n%s", w, logs.String())
 		}
 	}
-	if strings.Contains(logs.String(), "sk-run") || strings.Contains(logs.String(), sl.Options().BotToken) || strings.Contains(logs.String(), dc.Token()) {
+	if strings.Contains(logs.String(), "sk-run") || strings.Contains(logs.String(), sl.Options().BotToken) || strings.Contains(logs.String(), dc.Token()) || strings.Contains(logs.String(), adminToken) {
 		t.Fatalf("a secret reached the logs:\n%s", logs.String())
 	}
 }

@@ -115,6 +115,31 @@ func openCore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*core,
 // engineOptions maps the configuration onto the engine's options.
 func engineOptions(cfg *config.Config, st *storage.Store, client *llm.Client, cat *llm.Catalog, log *slog.Logger) bot.Options {
 	f := cfg.File
+	r := reconfig(cfg)
+	return bot.Options{
+		Store: st, Model: client, Catalog: cat, Logger: log, Blobs: st,
+		Attachments: bot.AttachmentOptions{
+			MaxFiles: f.Attachments.MaxFiles, MaxBytes: f.Attachments.MaxBytes, ContextBytes: f.Attachments.ContextBytes,
+		},
+		Defaults:                 r.Defaults,
+		Workspaces:               r.Workspaces,
+		Channels:                 r.Channels,
+		MaxConcurrent:            f.MaxConcurrentReplies,
+		HistoryMessages:          f.History.MaxMessages,
+		ContextTokens:            f.History.ContextTokens,
+		MentionRequiredInThreads: f.MentionRequiredInThreads,
+		MaxAnswerChars:           f.MaxAnswerChars,
+		Tools:                    r.Tools,
+		ResumeWindow:             f.ResumeWindow,
+		InterruptWait:            planShutdown(cfg.ShutdownTimeout()).interrupt,
+		Policy:                   r.Policy,
+	}
+}
+
+// reconfig is the reloadable part of the engine's options: defaults,
+// policy and tool policy (Reconfigure swaps it on a reload).
+func reconfig(cfg *config.Config) bot.Reconfig {
+	f := cfg.File
 	scoped := func(m map[string]config.Scoped) map[string]bot.Defaults {
 		out := make(map[string]bot.Defaults, len(m))
 		for id, s := range m {
@@ -127,22 +152,11 @@ func engineOptions(cfg *config.Config, st *storage.Store, client *llm.Client, ca
 		system = defaultSystemPrompt
 	}
 	a := f.Access
-	return bot.Options{
-		Store: st, Model: client, Catalog: cat, Logger: log, Blobs: st,
-		Attachments: bot.AttachmentOptions{
-			MaxFiles: f.Attachments.MaxFiles, MaxBytes: f.Attachments.MaxBytes, ContextBytes: f.Attachments.ContextBytes,
-		},
-		Defaults:                 bot.Defaults{Model: cfg.Model(), SystemPrompt: system, Temperature: f.Temperature, MaxOutputTokens: f.MaxOutputTokens},
-		Workspaces:               scoped(f.Workspaces),
-		Channels:                 scoped(f.Channels),
-		MaxConcurrent:            f.MaxConcurrentReplies,
-		HistoryMessages:          f.History.MaxMessages,
-		ContextTokens:            f.History.ContextTokens,
-		MentionRequiredInThreads: f.MentionRequiredInThreads,
-		MaxAnswerChars:           f.MaxAnswerChars,
-		Tools:                    toolOptions(f.Tools),
-		ResumeWindow:             f.ResumeWindow,
-		InterruptWait:            planShutdown(cfg.ShutdownTimeout()).interrupt,
+	return bot.Reconfig{
+		Defaults:   bot.Defaults{Model: cfg.Model(), SystemPrompt: system, Temperature: f.Temperature, MaxOutputTokens: f.MaxOutputTokens},
+		Workspaces: scoped(f.Workspaces),
+		Channels:   scoped(f.Channels),
+		Tools:      toolOptions(f.Tools),
 		Policy: bot.Policy{
 			Admins: a.Admins, AdminRoles: a.AdminRoles, AdminsOnlyModelSwitch: a.AdminsOnlyModelSwitch,
 			AllowUsers: a.AllowUsers, DenyUsers: a.DenyUsers, AllowChannels: a.AllowChannels, DenyChannels: a.DenyChannels,

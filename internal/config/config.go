@@ -76,6 +76,8 @@ type Config struct {
 	DebugAddr    string // COMETBOT_DEBUG_ADDR: net/http/pprof; empty (the default) serves none
 	LogFormat    string // COMETBOT_LOG_FORMAT: text|json
 	LogLevel     slog.Level
+	// AdminToken turns the /admin dashboard on (COMETBOT_ADMIN_TOKEN).
+	AdminToken Secret
 
 	Slack   Slack
 	Discord Discord
@@ -307,6 +309,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		HTTPAddr:     env("COMETBOT_HTTP_ADDR", DefaultHTTPAddr),
 		DebugAddr:    strings.TrimSpace(getenv("COMETBOT_DEBUG_ADDR")),
 		LogFormat:    strings.ToLower(env("COMETBOT_LOG_FORMAT", "text")),
+		AdminToken:   Secret(strings.TrimSpace(getenv("COMETBOT_ADMIN_TOKEN"))),
 		Slack: Slack{
 			BotToken:      Secret(strings.TrimSpace(getenv("SLACK_BOT_TOKEN"))),
 			AppToken:      Secret(strings.TrimSpace(getenv("SLACK_APP_TOKEN"))),
@@ -488,7 +491,7 @@ func (c *Config) validateFile() []error {
 // configured URLs (user info or query of COMETAPI_BASE_URL and the others).
 func (c *Config) Secrets() []string {
 	out := []string{c.APIKey.Value(), c.Slack.BotToken.Value(), c.Slack.AppToken.Value(),
-		c.Slack.SigningSecret.Value(), c.Discord.Token.Value()}
+		c.Slack.SigningSecret.Value(), c.Discord.Token.Value(), c.AdminToken.Value()}
 	for _, u := range []string{c.BaseURL, c.CatalogURL, c.Slack.APIURL, c.Discord.APIURL} {
 		out = append(out, redact.URLSecrets(u)...)
 	}
@@ -536,4 +539,78 @@ func (c *Config) RequireKey() error {
 		return errors.New("COMETAPI_KEY is not set: create a key at https://api.cometapi.com/console/token and export COMETAPI_KEY=sk-...")
 	}
 	return nil
+}
+
+// Reload re-reads the YAML file (COMETBOT_CONFIG) and validates it. It
+// returns a copy of c with the new file: the environment, secrets included,
+// is not read again. On an error (each problem prefixed with the file and,
+// where it can be found, the line) c is unchanged and still in force.
+func (c *Config) Reload() (*Config, error) {
+	if c.ConfigPath == "" {
+		return nil, errors.New("no configuration file to reload (COMETBOT_CONFIG is not set)")
+	}
+	data, err := os.ReadFile(c.ConfigPath)
+	if err != nil {
+		return nil, fmt.Errorf("COMETBOT_CONFIG: cannot read %s: %w", c.ConfigPath, err)
+	}
+	n := *c
+	if err := n.ParseFile(data, c.ConfigPath); err != nil {
+		return nil, err // yaml's messages carry "line N"
+	}
+	errs := n.validateFile()
+	if len(errs) == 0 {
+		return &n, nil
+	}
+	var root yaml.Node
+	_ = yaml.Unmarshal(data, &root)
+	for i, e := range errs {
+		if line := lineOf(&root, e.Error()); line > 0 {
+			errs[i] = fmt.Errorf("%s:%d: %w", c.ConfigPath, line, e)
+		} else {
+			errs[i] = fmt.Errorf("%s: %w", c.ConfigPath, e)
+		}
+	}
+	return nil, fmt.Errorf("invalid configuration:\n%w", errors.Join(errs...))
+}
+
+// lineOf finds the line of the field a validation message names before its
+// first colon ("budgets.user: ...", "gateway.routes[1]: ..."), going as deep
+// as the path matches; 0 when not found.
+func lineOf(root *yaml.Node, msg string) int {
+	field, _, ok := strings.Cut(msg, ":")
+	if !ok || strings.ContainsAny(field, " \"") {
+		return 0
+	}
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := 0
+	for _, part := range strings.Split(field, ".") {
+		idx := -1
+		if name, rest, ok := strings.Cut(part, "["); ok {
+			part = name
+			if i, err := strconv.Atoi(strings.TrimSuffix(rest, "]")); err == nil {
+				idx = i
+			}
+		}
+		if n.Kind != yaml.MappingNode {
+			return line
+		}
+		found := false
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == part {
+				line, n, found = n.Content[i].Line, n.Content[i+1], true
+				break
+			}
+		}
+		if !found {
+			return line
+		}
+		if idx >= 0 && n.Kind == yaml.SequenceNode && idx < len(n.Content) {
+			n = n.Content[idx]
+			line = n.Line
+		}
+	}
+	return line
 }
