@@ -123,6 +123,35 @@ func TestRunServesSlackAndDiscordAtOnce(t *testing.T) {
 		return false
 	})
 
+	// Prometheus metrics through the real binary: one turn per platform,
+	// the gateway's requests, tokens, and no user or channel id in a label.
+	scrape := func() string {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			t.Fatalf("/metrics: %v", err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	waitFor(t, "both turns counted in /metrics", 10*time.Second, func() bool {
+		m := scrape()
+		return strings.Contains(m, `cometbot_turns_total{outcome="ok",platform="slack"} 1`) &&
+			strings.Contains(m, `cometbot_turns_total{outcome="ok",platform="discord"} 1`)
+	})
+	metrics := scrape()
+	for _, want := range []string{`cometbot_gateway_requests_total{code="200",format="chat"} 2`, `cometbot_tokens_total{kind="input",model="gpt-4o-mini"}`,
+		`cometbot_first_visible_seconds_count`, `cometbot_platform_requests_total{code="200",method="chat.postMessage",platform="slack"}`, "go_goroutines", "process_cpu_seconds_total"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	for _, id := range []string{"U1", "C1", sl.Options().BotToken, discordtest.GeneralChannel, discordtest.AliceID} {
+		if id != "" && strings.Contains(metrics, `"`+id+`"`) {
+			t.Errorf("an id (%s) appears in a metric label", id)
+		}
+	}
+
 	// The dashboard: 401 without the token, the page with it.
 	admin := func(token string) (int, string) {
 		req, _ := http.NewRequest("GET", "http://"+addr+"/admin", nil)
