@@ -243,8 +243,12 @@ func TestFinalsUnderCongestion(t *testing.T) {
 			}
 		}
 	}
-	if finalUpdates > 2 || finalUpdates+finalPosts != n {
-		t.Errorf("%d finals by chat.update and %d by chat.postMessage (took %v), want at most 2 updates", finalUpdates, finalPosts, took)
+	// The budget allows 2 updates per window: on a loaded machine the
+	// finals may span more than one window, and each one started allows 2
+	// more. The rest must have been posted rather than waited for.
+	maxUpdates := 2 * (1 + int(took/window))
+	if finalUpdates > maxUpdates || finalUpdates+finalPosts != n || finalPosts == 0 {
+		t.Errorf("%d finals by chat.update and %d by chat.postMessage (took %v), want at most %d updates", finalUpdates, finalPosts, took, maxUpdates)
 	}
 	waitFake(t, fake, "interim messages deleted", func() bool {
 		for i, o := range outs {
