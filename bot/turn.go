@@ -95,7 +95,13 @@ type turnState struct {
 func (e *Engine) newTurn(j job) *turnState {
 	t := &turnState{e: e, begun: make(chan struct{})}
 	msg, err := encodeMessage(j.msg)
-	t.pending = storage.PendingTurn{ID: newTurnID(), Conv: j.key, Platform: j.msg.Platform, Started: e.opts.Now(), Message: msg}
+	now := e.opts.Now()
+	t.pending = storage.PendingTurn{ID: newTurnID(), Conv: j.key, Platform: j.msg.Platform, Started: now, Message: msg}
+	if j.msg.EventID != "" {
+		// The event id becomes durable with the turn: a redelivery after a
+		// crash is a duplicate of this pending turn.
+		t.pending.EventID, t.pending.SeenUntil = j.msg.EventID, now.Add(e.opts.SeenTTL)
+	}
 	if err != nil {
 		t.beginErr = fmt.Errorf("encode message: %w", err)
 	}

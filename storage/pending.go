@@ -31,6 +31,11 @@ type PendingTurn struct {
 	Started time.Time `json:"started"`
 	// Message is the engine's encoding of the incoming message.
 	Message json.RawMessage `json:"message"`
+	// EventID, when set, is recorded as seen (until SeenUntil) in the
+	// same transaction, so a redelivery after a crash is recognized as a
+	// duplicate of the pending turn, never answered a second time.
+	EventID   string    `json:"event_id,omitempty"`
+	SeenUntil time.Time `json:"seen_until,omitzero"`
 }
 
 // BeginTurn makes a turn durable as it is accepted: the conversation then
@@ -51,9 +56,15 @@ func (s *Store) BeginTurn(ctx context.Context, p PendingTurn) error {
 	if err != nil {
 		return fmt.Errorf("storage: encode pending turn: %w", err)
 	}
+	now := s.now()
 	err = s.batch(func(tx *bolt.Tx) error {
 		if err := appendRecords(tx, p.Conv, 0, nil); err != nil {
 			return err
+		}
+		if p.EventID != "" && p.SeenUntil.After(now) {
+			if _, err := markSeenTx(tx, []byte(p.EventID), now, p.SeenUntil.UnixNano()); err != nil {
+				return err
+			}
 		}
 		return tx.Bucket(bucketPending).Put([]byte(p.ID), pv)
 	})

@@ -29,22 +29,9 @@ func (s *Store) MarkSeen(ctx context.Context, id string, ttl time.Duration) (boo
 	}
 	var first bool
 	err := s.lazyBatch(func(tx *bolt.Tx) error {
-		first = false
-		seen := tx.Bucket(bucketSeen)
-		if v := seen.Get(k); len(v) == 8 {
-			old := int64(binary.BigEndian.Uint64(v))
-			if old > now.UnixNano() {
-				return nil
-			}
-			if err := tx.Bucket(bucketSeenExp).Delete(append(u64(uint64(old)), k...)); err != nil {
-				return err
-			}
-		}
-		first = true
-		if err := seen.Put(k, u64(uint64(exp))); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketSeenExp).Put(append(u64(uint64(exp)), k...), nil)
+		var err error
+		first, err = markSeenTx(tx, k, now, exp)
+		return err
 	})
 	if err != nil {
 		return false, fmt.Errorf("storage: mark seen: %w", err)
@@ -104,4 +91,23 @@ func (s *Store) Seen(ctx context.Context, id string) (bool, error) {
 		return false, fmt.Errorf("storage: seen: %w", err)
 	}
 	return seen, nil
+}
+
+// markSeenTx records event id k until exp (unix nanoseconds) in tx; first
+// is false when an unexpired record was already there.
+func markSeenTx(tx *bolt.Tx, k []byte, now time.Time, exp int64) (first bool, err error) {
+	seen := tx.Bucket(bucketSeen)
+	if v := seen.Get(k); len(v) == 8 {
+		old := int64(binary.BigEndian.Uint64(v))
+		if old > now.UnixNano() {
+			return false, nil
+		}
+		if err := tx.Bucket(bucketSeenExp).Delete(append(u64(uint64(old)), k...)); err != nil {
+			return false, err
+		}
+	}
+	if err := seen.Put(k, u64(uint64(exp))); err != nil {
+		return false, err
+	}
+	return true, tx.Bucket(bucketSeenExp).Put(append(u64(uint64(exp)), k...), nil)
 }
