@@ -81,6 +81,20 @@ func (d *webDriver) one(css string) string {
 	return els[0]
 }
 
+// waitFind waits (up to 20 s) until css matches at least n elements and
+// returns them: a form submission's page loads after the click returns.
+func (d *webDriver) waitFind(css string, n int) []string {
+	d.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		els := d.find("", css)
+		if len(els) >= n || time.Now().After(deadline) {
+			return els
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func (d *webDriver) attr(el, name string) string {
 	var s string
 	_ = json.Unmarshal(d.call("GET", "/element/"+el+"/attribute/"+name, nil), &s)
@@ -172,7 +186,11 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Error("the page carries scripts")
 	}
 	d.login("not-the-token")
-	if got := d.text(d.one("#login-error")); !strings.Contains(got, "not right") {
+	errEls := d.waitFind("#login-error", 1)
+	if len(errEls) != 1 {
+		t.Fatalf("%d elements match #login-error", len(errEls))
+	}
+	if got := d.text(errEls[0]); !strings.Contains(got, "not right") {
 		t.Errorf("wrong token: %q", got)
 	}
 	if resp, err := http.PostForm(srv.URL+"/admin/login", map[string][]string{"token": {"not-the-token"}}); err != nil || resp.StatusCode != 401 {
@@ -180,7 +198,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	d.login(testToken)
 
-	bars := d.find("", "svg#spend g.day")
+	bars := d.waitFind("svg#spend g.day", 30)
 	if len(bars) != 30 {
 		t.Fatalf("%d bars, want one per day (30)", len(bars))
 	}
