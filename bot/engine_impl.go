@@ -789,7 +789,7 @@ func (e *Engine) runTurn(j job) {
 		return
 	}
 
-	tools, search := e.toolsFor(ctx, m.Scope(), m.Author.Roles)
+	tools, search := e.toolsFor(m.Scope(), m.Author.Roles, set)
 	req.WebSearch = search
 	tr, err := e.converse(ctx, log, req, tools, st)
 	resp, streamed := tr.resp, tr.streamed
@@ -959,7 +959,7 @@ func (e *Engine) interrupt(j job, log *slog.Logger) {
 	}
 	m := j.msg
 	now := e.opts.Now()
-	_, gen, _ := e.historyGen(ctx, j.key)
+	gen := e.historyGen(ctx, j.key)
 	_ = j.turn.end(ctx, log, gen, nil,
 		storage.Record{Role: "user", Text: userContent(m.Text, m.Forwards, nil), Author: m.Author.ID, AuthorName: m.Author.Name, MessageID: m.ID, Time: m.Time, Status: storage.StatusCancelled},
 		storage.Record{Role: "assistant", Time: now, Status: storage.StatusCancelled, Error: "interrupted by shutdown"})

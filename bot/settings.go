@@ -48,6 +48,10 @@ type Resolved struct {
 	SystemFrom      string
 	Temperature     *float64
 	MaxOutputTokens int
+	// ChannelTools and ChannelWebSearch are the channel's stored tool
+	// settings (set by an admin with /tools), read with the rest.
+	ChannelTools     *[]string
+	ChannelWebSearch *bool
 }
 
 // resolve computes effective settings: thread → channel → workspace → config
@@ -78,6 +82,9 @@ func (e *Engine) resolve(ctx context.Context, s Scope, hist []storage.Record) (R
 		}
 		if !ok {
 			continue
+		}
+		if lvl == ScopeChannel && !s.DM {
+			r.ChannelTools, r.ChannelWebSearch = st.Tools, st.WebSearch
 		}
 		if r.Model == "" && st.Model != "" {
 			r.Model, r.ModelFrom = st.Model, lvl

@@ -51,6 +51,11 @@ func (e *Engine) cmdTools(ctx context.Context, c Command, args string) Answer {
 			}
 			msg = fmt.Sprintf("🔧 Enabled `%s` in this channel.", rest)
 		} else {
+			if server, _, ok := strings.Cut(rest, "."); ok {
+				// One tool of a server (or of "*") that is allowed whole:
+				// spell the server out tool by tool, then drop the one.
+				cur = e.expandServer(cur, server)
+			}
 			cur = slices.DeleteFunc(cur, func(a string) bool {
 				return strings.EqualFold(a, rest) || strings.EqualFold(rest, "*") || strings.HasPrefix(strings.ToLower(a), strings.ToLower(rest)+".")
 			})
@@ -93,9 +98,39 @@ func (e *Engine) effectiveAllow(ctx context.Context, s Scope, st *storage.Settin
 	return out
 }
 
+// expandServer replaces an allow-list's entry for server (or "*", for that
+// server's part) by the server's tools known now, one entry each.
+func (e *Engine) expandServer(list []string, server string) []string {
+	whole := slices.ContainsFunc(list, func(a string) bool { return a == "*" || strings.EqualFold(a, server) })
+	if !whole || e.opts.Tools.Source == nil {
+		return list
+	}
+	tools := e.opts.Tools.Source.Tools()
+	out := slices.DeleteFunc(slices.Clone(list), func(a string) bool { return a == "*" || strings.EqualFold(a, server) })
+	if slices.Contains(list, "*") { // every other server stays allowed whole
+		for _, t := range tools {
+			if !strings.EqualFold(t.Server, server) && !slices.Contains(out, t.Server) {
+				out = append(out, t.Server)
+			}
+		}
+	}
+	for _, t := range tools {
+		if strings.EqualFold(t.Server, server) {
+			if name := t.Server + "." + t.Name; !slices.Contains(out, name) {
+				out = append(out, name)
+			}
+		}
+	}
+	return out
+}
+
 // listTools shows the tools the caller may use here.
 func (e *Engine) listTools(ctx context.Context, c Command) Answer {
-	tools, search := e.toolsFor(ctx, c.Scope(), c.User.Roles)
+	set, err := e.resolve(ctx, c.Scope(), nil)
+	if err != nil {
+		return storeFailed(e, err)
+	}
+	tools, search := e.toolsFor(c.Scope(), c.User.Roles, set)
 	var b strings.Builder
 	if len(tools) == 0 {
 		b.WriteString("🔧 No tools are enabled for you here.")

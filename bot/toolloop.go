@@ -51,9 +51,10 @@ type ToolScope struct {
 }
 
 // toolsFor returns the tools the author of m may use where m was said, and
-// whether web search is on there. A tool the user may not use is never
-// offered to the model.
-func (e *Engine) toolsFor(ctx context.Context, s Scope, roles []string) ([]Tool, bool) {
+// whether web search is on there (set carries the channel's stored tool
+// settings, see resolve). A tool the user may not use is never offered to
+// the model.
+func (e *Engine) toolsFor(s Scope, roles []string, set Resolved) ([]Tool, bool) {
 	o := e.conf().Tools
 	allow, search := o.Allow, o.WebSearch
 	if ws, ok := o.Workspaces[s.Workspace]; ok && s.Workspace != "" {
@@ -73,13 +74,11 @@ func (e *Engine) toolsFor(ctx context.Context, s Scope, roles []string) ([]Tool,
 				search = *ch.WebSearch
 			}
 		}
-		if st, ok, err := e.opts.Store.Settings(ctx, scopeKey(s, ScopeChannel)); err == nil && ok {
-			if st.Tools != nil {
-				allow = *st.Tools
-			}
-			if st.WebSearch != nil {
-				search = *st.WebSearch
-			}
+		if set.ChannelTools != nil {
+			allow = *set.ChannelTools
+		}
+		if set.ChannelWebSearch != nil {
+			search = *set.ChannelWebSearch
 		}
 	}
 	var extra []string

@@ -303,3 +303,27 @@ type nopReply struct{}
 func (nopReply) Append(context.Context, string) error { return nil }
 func (nopReply) Finish(context.Context, string) error { return nil }
 func (nopReply) Fail(context.Context, string) error   { return nil }
+
+// TestToolsCommandChangesTheChannel: /tools disable in a channel removes the
+// tool from what the model is offered there (read with the channel's other
+// settings), and /tools lists what is left.
+func TestToolsCommandChangesTheChannel(t *testing.T) {
+	model := &scriptModel{step: func(int, llm.Request) *llm.Response { return &llm.Response{Text: "ok"} }}
+	h := toolHarness(t, model, &toolKit{}, func(o *Options) { o.Tools.Allow = []string{"*"} })
+	cmd := Command{Name: CmdTools, Args: "disable calc.hang", Platform: "test", Workspace: "W1", Channel: "C1", User: User{ID: "U1"}}
+	if got := h.run(t, cmd); !strings.Contains(got, "Disabled `calc.hang`") {
+		t.Fatalf("/tools disable: %q", got)
+	}
+	cmd.Args = ""
+	if got := h.run(t, cmd); strings.Contains(got, "calc.hang") || !strings.Contains(got, "calc.add") {
+		t.Fatalf("/tools: %q", got)
+	}
+	h.say(t, Message{Platform: "test", Workspace: "W1", Channel: "C1", Thread: "T1", Mentioned: true, ID: "1", Author: User{ID: "U1"}, Text: "hi"})
+	var names []string
+	for _, tl := range model.requests()[0].Tools {
+		names = append(names, tl.Name)
+	}
+	if got := strings.Join(names, ","); got != "calc_add,calc_fail,secret_read" {
+		t.Fatalf("tools offered %q after /tools disable", got)
+	}
+}

@@ -235,7 +235,7 @@ func (e *Engine) ResumePending(ctx context.Context, platform string, r Resumer) 
 			if out != nil {
 				e.refuse(ctx, out, resumeInterrupted)
 			}
-			_, gen, _ := e.historyGen(ctx, p.Conv)
+			gen := e.historyGen(ctx, p.Conv)
 			_ = t.end(context.WithoutCancel(ctx), log, gen, nil, rec, asst)
 		}
 		if !e.background(closeTurn) {
@@ -245,10 +245,11 @@ func (e *Engine) ResumePending(ctx context.Context, platform string, r Resumer) 
 	return resumed, interrupted, nil
 }
 
-// historyGen returns the conversation's current generation.
-func (e *Engine) historyGen(ctx context.Context, key string) (bool, uint64, error) {
-	gen, _, err := e.opts.Store.History(ctx, key, 0)
-	return err == nil, gen, err
+// historyGen returns the conversation's current generation (0 when it
+// cannot be read: the records then land in the first generation).
+func (e *Engine) historyGen(ctx context.Context, key string) uint64 {
+	gen, _, _ := e.opts.Store.History(ctx, key, 0)
+	return gen
 }
 
 // claim marks a pending turn as being resumed by this process (once).
